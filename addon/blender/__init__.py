@@ -1,0 +1,1 @@
+"""The thin bpy layer: preferences, operators, panel, timer pump, importer and exporter."""

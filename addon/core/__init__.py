@@ -1,0 +1,1 @@
+"""Plain-Python core of Marionette: providers, jobs, journal, downloads. Never imports bpy."""
