@@ -1,9 +1,25 @@
-"""Registers every Blender class of the extension (placeholder until the layer lands)."""
+"""Registers every Blender class of the extension and starts/stops the session and the pump."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import operators, preferences, session, settings, timer, ui
+
+_classes = (*preferences.classes, *settings.classes, *operators.classes, *ui.classes)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
 
 
 def register() -> None:
-    pass
+    session.start()
+    _register_classes()
+    settings.register_properties()
+    timer.ensure_running()
 
 
 def unregister() -> None:
-    pass
+    # Workers stop first (jobs stay in the journal and resume at the next start), then the pump.
+    session.stop()
+    timer.stop()
+    settings.unregister_properties()
+    _unregister_classes()

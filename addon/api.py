@@ -1,0 +1,138 @@
+"""Scripting API, for the Python console and `blender -b -P` scripts::
+
+    from bl_ext.user_default.marionette import api
+    job_id = api.submit("meshy", image="/path/hero.png", rig=True, animations=["Idle", 92])
+    info = api.wait(job_id, timeout=900)      # pumps the same timer callback the UI uses
+    print(info.state, info.objects, info.actions)
+
+Every function runs on the main thread. Errors are MarionetteError subclasses with a clear message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from .blender import exporter, session, timer
+from .blender import jobs as _jobs
+from .core.errors import InputError
+from .core.models import AnimationChoice, InputKind, JobInfo, JobState
+from .core.providers.base import Provider
+from .core.runner import InputFile
+
+__all__ = ["JobInfo", "JobState", "cancel", "get", "import_result", "jobs", "submit", "wait"]
+
+ImageArg = str | Path | bpy.types.Image
+
+
+def submit(
+    provider: str,
+    *,
+    image: ImageArg | list[ImageArg] | None = None,
+    mesh: Any = None,
+    prompt: str | None = None,
+    rig: bool = False,
+    animations: Iterable[int | str] = (),
+    options: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> str:
+    """Start a job and return its id. The result is imported into the current scene when ready
+    (during `wait`, or by the timer in the interface)."""
+    current = session.get()
+    if provider not in current.providers:
+        raise InputError(f"Unknown provider {provider!r}; known: {', '.join(current.providers)}")
+    prov = current.providers[provider]
+    given = [x for x in (image, mesh, prompt) if x is not None]
+    if len(given) != 1:
+        raise InputError("Give exactly one of image=, mesh= or prompt=")
+    files: list[InputFile] = []
+    kind: InputKind
+    if image is not None:
+        images = image if isinstance(image, list) else [image]
+        if not images:
+            raise InputError("image= is an empty list")
+        for item in images:
+            files.append(InputFile(*_image_file(item)))
+        kind = "multi_image" if len(images) > 1 else "image"
+        default_name = Path(files[0].name).stem
+    elif mesh is not None:
+        kind, default_name = "mesh", getattr(mesh, "name", "Character")
+    else:
+        kind, default_name = "text", (prompt or "Character")[:40]
+    job = _jobs.submit(provider, kind=kind, name=name or default_name, files=files, prompt=prompt,
+                       rig=rig, animations=_animations(prov, animations), options=options)
+    return job.id
+
+
+def _image_file(item: ImageArg) -> tuple[str, bytes]:
+    if isinstance(item, bpy.types.Image):
+        return exporter.image_bytes(item)
+    if isinstance(item, str | Path):
+        return exporter.file_bytes(Path(bpy.path.abspath(str(item))))
+    raise InputError(f"image= takes a file path or a bpy.types.Image, not {type(item).__name__}")
+
+
+def _animations(provider: Provider, wanted: Iterable[int | str]) -> list[AnimationChoice]:
+    def norm(text: str) -> str:
+        return text.lower().replace("_", "").replace(" ", "")
+
+    by_name = {norm(c.name): c for c in provider.common_animations}
+    by_id = {c.action_id: c for c in provider.common_animations}
+    chosen: list[AnimationChoice] = []
+    for item in wanted:
+        if isinstance(item, bool):
+            raise InputError(f"Not an animation: {item!r}")
+        if isinstance(item, int):
+            choice = by_id.get(item) or AnimationChoice(action_id=item, name=f"Action_{item}")
+        elif norm(str(item)) in by_name:
+            choice = by_name[norm(str(item))]
+        else:
+            known = ", ".join(c.name for c in provider.common_animations)
+            raise InputError(f"Unknown animation {item!r}; give an action id or one of: {known}")
+        if choice not in chosen:
+            chosen.append(choice)
+    return chosen
+
+
+def get(job_id: str) -> JobInfo:
+    return JobInfo.of(session.get().store.get(job_id))
+
+
+def jobs() -> list[JobInfo]:
+    return [JobInfo.of(job) for job in session.get().store.all()]
+
+
+def cancel(job_id: str) -> None:
+    _jobs.cancel(job_id)
+
+
+def import_result(job_id: str) -> JobInfo:
+    """Import a finished job (again, if it was imported already) into the current scene."""
+    return JobInfo.of(_jobs.import_job(job_id))
+
+
+def wait(job_id: str, timeout: float = 600.0) -> JobInfo:
+    """Pump Marionette until the job has ended (and, when it succeeded in this session, was imported).
+
+    Returns the job's info whatever its end state; raises TimeoutError if it is still running.
+    """
+    current = session.get()
+    deadline = time.monotonic() + timeout
+    while True:
+        timer.pump()
+        job = current.store.get(job_id)
+        settled = not job.state.active and not current.runner.is_running(job_id)
+        prefs = current.preferences()
+        auto = bool(getattr(prefs, "auto_import", True)) if prefs is not None else True
+        awaiting_import = (auto and job.state is JobState.SUCCEEDED and job_id in current.auto_import
+                           and not job.imported and not job.import_error)
+        if settled and not awaiting_import:
+            return JobInfo.of(job)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Marionette job {job_id} is still {job.state.value} after {timeout:g} s "
+                               f"({job.stage})")
+        time.sleep(0.02)

@@ -1,0 +1,76 @@
+"""Add-on preferences: per provider an API key (password field, stored in the key file, not in
+userpref.blend) and a base URL. Environment variables override both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, StringProperty
+
+from ..core.config import env_name
+from ..core.providers import all_providers
+from . import session
+
+
+def _key_getter(provider_id: str) -> Any:
+    def get(_self: Any) -> str:
+        current = session.get_or_none()
+        return current.keys.get(provider_id) if current else ""
+
+    return get
+
+
+def _key_setter(provider_id: str) -> Any:
+    def set_(_self: Any, value: str) -> None:
+        current = session.get_or_none()
+        if current:
+            current.keys.set(provider_id, value.strip())
+
+    return set_
+
+
+def _annotations() -> dict[str, Any]:
+    ann: dict[str, Any] = {}
+    for provider in all_providers().values():
+        ann[f"{provider.id}_api_key"] = StringProperty(
+            name=f"{provider.label} {provider.key_label}",
+            description=f"Your {provider.label} {provider.key_label}. Kept in a private file in Marionette's "
+                        f"user folder, never in a .blend file. {env_name(provider.id, 'API_KEY')} overrides it",
+            subtype="PASSWORD",
+            get=_key_getter(provider.id),
+            set=_key_setter(provider.id),
+        )
+        ann[f"{provider.id}_base_url"] = StringProperty(
+            name="Base URL",
+            description=f"Where {provider.label}'s API lives. {env_name(provider.id, 'BASE_URL')} overrides it",
+            default=provider.default_base_url,
+        )
+    ann["auto_import"] = BoolProperty(
+        name="Import When Done",
+        description="Import a job's result into the current scene as soon as it is ready",
+        default=True,
+    )
+    return ann
+
+
+class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
+    bl_idname = session.PACKAGE
+    __annotations__ = _annotations()
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        for provider in all_providers().values():
+            box = layout.box()
+            box.label(text=provider.label)
+            box.prop(self, f"{provider.id}_api_key")
+            box.prop(self, f"{provider.id}_base_url")
+        layout.prop(self, "auto_import")
+        if not bpy.app.online_access:
+            layout.label(text="Online access is off: only a local emulator can be used.", icon="INFO")
+        current = session.get_or_none()
+        if current:
+            layout.label(text=f"Jobs and downloads: {current.root}")
+
+
+classes = (MARIONETTE_AP_preferences,)

@@ -1,0 +1,81 @@
+"""The single main-thread pump: the only code that writes Blender data for running jobs.
+
+It drains the runner's events within a small time budget, keeps the runner's view of online access
+fresh, resumes unfinished jobs once, redraws the panel, and imports finished jobs of this session.
+`bpy.app.timers` do not fire in background mode, so `api.wait` calls `pump()` itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+
+import bpy
+
+from ..core.errors import MarionetteError
+from . import session
+
+log = logging.getLogger(__name__)
+
+BUDGET_SECONDS = 0.002
+BUSY_INTERVAL = 0.1
+IDLE_INTERVAL = 1.0
+
+
+def pump() -> float | None:
+    current = session.get_or_none()
+    if current is None:
+        return None
+    current.runner.online_access = bpy.app.online_access
+    if not current.resumed:
+        current.resume_jobs()
+    changed: set[str] = set()
+    deadline = time.perf_counter() + BUDGET_SECONDS
+    while time.perf_counter() < deadline:
+        try:
+            changed.add(current.runner.events.get_nowait())
+        except queue.Empty:
+            break
+    if changed:
+        _redraw()
+    _import_ready(current)
+    busy = current.runner.running_count() > 0 or not current.runner.events.empty()
+    return BUSY_INTERVAL if busy else IDLE_INTERVAL
+
+
+def _import_ready(current: session.Session) -> None:
+    from . import jobs
+
+    prefs = current.preferences()
+    if prefs is not None and not getattr(prefs, "auto_import", True):
+        return
+    for job_id in sorted(current.auto_import):
+        if job_id not in current.store:
+            continue
+        job = current.store.get(job_id)
+        if not job.ready_to_import or job.cancel_requested:
+            continue
+        try:
+            jobs.import_job(job_id)
+        except MarionetteError as exc:
+            log.error("Marionette could not import %s: %s", job.request.name, exc)
+        return  # one import per tick keeps the interface responsive
+
+
+def _redraw() -> None:
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm else ():
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "PREFERENCES"):
+                area.tag_redraw()
+
+
+def ensure_running() -> None:
+    if not bpy.app.timers.is_registered(pump):
+        bpy.app.timers.register(pump, first_interval=0.05, persistent=True)
+
+
+def stop() -> None:
+    if bpy.app.timers.is_registered(pump):
+        bpy.app.timers.unregister(pump)

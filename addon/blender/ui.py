@@ -1,0 +1,150 @@
+"""The "Marionette" tab of the 3D Viewport sidebar. Drawing only: every action is an operator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from ..core.models import Job, JobState
+from ..core.providers.base import OptionSpec, Provider
+from . import session, sources
+
+STATE_ICONS = {
+    JobState.PENDING: "TIME",
+    JobState.RUNNING: "PLAY",
+    JobState.SUCCEEDED: "CHECKMARK",
+    JobState.FAILED: "ERROR",
+    JobState.CANCELED: "CANCEL",
+}
+MAX_JOBS_SHOWN = 12
+
+
+class _Panel(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Marionette"
+
+
+class MARIONETTE_PT_main(_Panel):
+    bl_idname = "MARIONETTE_PT_main"
+    bl_label = "Marionette"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        current = session.get_or_none()
+        props = getattr(context.scene, "marionette", None)
+        if current is None or props is None:
+            layout.label(text="Marionette is not enabled", icon="ERROR")
+            return
+        provider = current.providers[props.provider]
+        layout.prop(props, "provider")
+        if current.store.warning:
+            layout.label(text=current.store.warning, icon="ERROR")
+
+        col = layout.column(align=True)
+        col.prop(props, "source")
+        if props.source in ("AUTO", "FILE"):
+            col.prop(props, "image_path", text="")
+        found, text = sources.describe(context, props)
+        col.label(text=text, icon="IMAGE_DATA" if found else "INFO")
+        layout.prop(props, "job_name")
+
+        box = layout.box()
+        box.label(text=f"{provider.label} Options")
+        _draw_options(box, getattr(props, f"{provider.id}_options"), provider)
+
+        if provider.supports_rig:
+            box = layout.box()
+            box.prop(props, "rig")
+            if props.rig and provider.common_animations:
+                box.label(text="Walking and Running come with the rig. Add:")
+                grid = box.grid_flow(columns=2, align=True)
+                grid.prop(props, f"{provider.id}_animations")
+
+        problem = current.problem(provider.id)
+        if problem:
+            layout.label(text=problem, icon="ERROR")
+        layout.operator("marionette.generate", icon="ARMATURE_DATA")
+
+
+def _draw_options(layout: Any, group: Any, provider: Provider) -> None:
+    col = layout.column()
+    for spec in provider.options:
+        if not _visible(group, spec):
+            continue
+        col.prop(group, spec.name)
+
+
+def _visible(group: Any, spec: OptionSpec) -> bool:
+    if spec.depends_on is None:
+        return True
+    other, wanted = spec.depends_on
+    return bool(getattr(group, other) == wanted)
+
+
+class MARIONETTE_PT_jobs(_Panel):
+    bl_idname = "MARIONETTE_PT_jobs"
+    bl_label = "Jobs"
+    bl_parent_id = "MARIONETTE_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        current = session.get_or_none()
+        if current is None:
+            return
+        jobs = sorted(current.store.all(), key=lambda j: j.created_at, reverse=True)
+        if not jobs:
+            layout.label(text="No jobs yet")
+            return
+        for job in jobs[:MAX_JOBS_SHOWN]:
+            _draw_job(layout.box(), job)
+        if len(jobs) > MAX_JOBS_SHOWN:
+            layout.label(text=f"{len(jobs) - MAX_JOBS_SHOWN} older jobs not shown")
+
+
+def _draw_job(box: Any, job: Job) -> None:
+    row = box.row(align=True)
+    row.label(text=f"{job.request.name}  ({job.provider})", icon=STATE_ICONS[job.state])
+    if job.state.active:
+        op = row.operator("marionette.cancel_job", text="", icon="X")
+        op.job_id = job.id
+    else:
+        op = row.operator("marionette.open_job_folder", text="", icon="FILE_FOLDER")
+        op.job_id = job.id
+        op = row.operator("marionette.forget_job", text="", icon="TRASH")
+        op.job_id = job.id
+    if job.state.active:
+        box.progress(factor=job.progress, type="BAR", text=job.stage)
+        if job.queue_position:
+            box.label(text=f"Queue: {job.queue_position} task(s) ahead", icon="SORTTIME")
+    else:
+        box.label(text=job.stage)
+    if job.notice:
+        box.label(text=job.notice, icon="INFO")
+    if job.error:
+        code = f" [{job.error_code}]" if job.error_code else ""
+        _wrapped(box, job.error + code, "ERROR")
+    if job.import_error:
+        _wrapped(box, job.import_error, "ERROR")
+    if job.state is JobState.SUCCEEDED:
+        text = "Import Again" if job.imported else "Import"
+        op = box.operator("marionette.import_job", text=text, icon="IMPORT")
+        op.job_id = job.id
+
+
+def _wrapped(layout: Any, text: str, icon: str, width: int = 48) -> None:
+    words, line, lines = text.split(), "", []
+    for word in words:
+        if len(line) + len(word) + 1 > width and line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    col = layout.column(align=True)
+    for index, part in enumerate(lines[:6]):
+        col.label(text=part, icon=icon if index == 0 else "BLANK1")
+
+
+classes = (MARIONETTE_PT_main, MARIONETTE_PT_jobs)

@@ -1,0 +1,119 @@
+"""The job journal: every job, its remote task ids and its files, in one JSON file that survives
+Blender restarts and crashes.
+
+Writes are atomic (temp file, fsync, rename), so a crash leaves either the old or the new journal.
+A journal that cannot be read is moved aside and reported, never silently replaced by an empty one.
+API keys are not part of the models, so they cannot reach this file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .models import Job
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "journal.json"
+JOURNAL_VERSION = 1
+
+
+class JobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = root / JOURNAL_NAME
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self.warning: str | None = None
+        self._load()
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            jobs = [Job.model_validate(item) for item in data["jobs"]]
+        except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+            aside = self.path.with_name(f"journal.damaged-{time.strftime('%Y%m%d-%H%M%S')}.json")
+            shutil.copy2(self.path, aside)
+            self.warning = (f"The job journal could not be read ({exc.__class__.__name__}); "
+                            f"it was kept as {aside.name}")
+            log.error(self.warning)
+            return
+        self._jobs = {job.id: job for job in jobs}
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            try:
+                return self._jobs[job_id].model_copy(deep=True)
+            except KeyError:
+                raise KeyError(f"No Marionette job with id {job_id!r}") from None
+
+    def __contains__(self, job_id: object) -> bool:
+        with self._lock:
+            return job_id in self._jobs
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            return [job.model_copy(deep=True) for job in sorted(self._jobs.values(), key=lambda j: j.created_at)]
+
+    def job_dir(self, job_id: str) -> Path:
+        path = self.root / "jobs" / job_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def add(self, job: Job) -> None:
+        with self._lock:
+            if job.id in self._jobs:
+                raise ValueError(f"Job {job.id} exists already")
+            self._jobs[job.id] = job.model_copy(deep=True)
+            self._save()
+
+    def update(self, job_id: str, change: Callable[[Job], None]) -> Job:
+        """Apply `change` to the stored job and persist at once; returns a copy of the result."""
+        with self._lock:
+            job = self._jobs[job_id]
+            change(job)
+            job.updated_at = time.time()
+            self._save()
+            return job.model_copy(deep=True)
+
+    @contextmanager
+    def editing(self, job_id: str) -> Iterator[Job]:
+        with self._lock:
+            job = self._jobs[job_id]
+            yield job
+            job.updated_at = time.time()
+            self._save()
+
+    def remove(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            self._save()
+
+    def _save(self) -> None:
+        payload = {
+            "version": JOURNAL_VERSION,
+            "jobs": [job.model_dump(mode="json") for job in self._jobs.values()],
+        }
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
