@@ -1,0 +1,560 @@
+"""Generic part of the local provider emulator: a loopback HTTP server, signed asset URLs, a request
+log and fault injection. Provider behaviour lives in its own module (``meshy.py``) and is plugged in
+as an :class:`App`.
+
+Stdlib only. The server binds 127.0.0.1 and never opens an outgoing connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from .meshy import MeshyState
+
+LOOPBACK = "127.0.0.1"
+
+# File names looked up by ``assets_from_dir`` (asset kind -> file name).
+ASSET_FILES: dict[str, str] = {
+    "model": "model.glb",
+    "rigged": "rigged.glb",
+    "rigged_fbx": "rigged.fbx",
+    "walking": "walking.glb",
+    "running": "running.glb",
+    "animation": "animation.glb",
+}
+_ANIM_OVERRIDE = re.compile(r"^anim_(\d+)\.glb$")
+
+
+# -- request / response ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed HTTP request. Header names are lower-cased."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        """The body parsed as JSON; raises ValueError when it is not JSON."""
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass
+class Response:
+    """What the emulator answers. ``stream`` (an iterable of chunks) is written as it is produced and
+    the connection is closed afterwards; ``reset`` closes the connection without any answer."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterable[bytes] | None = None
+    reset: bool = False
+
+
+def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    out = {"Content-Type": "application/json"}
+    out.update(headers or {})
+    return Response(status, body, out)
+
+
+def canned_response(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> Response:
+    """A response from loose test input: dict/list -> JSON, str -> text, bytes -> raw, None -> empty."""
+    if isinstance(body, dict | list):
+        return json_response(status, body, headers)
+    out: dict[str, str] = {}
+    if isinstance(body, str):
+        data = body.encode("utf-8")
+        out["Content-Type"] = "text/plain; charset=utf-8"
+    elif isinstance(body, bytes | bytearray):
+        data = bytes(body)
+        out["Content-Type"] = "application/octet-stream"
+    elif body is None:
+        data = b""
+    else:
+        raise TypeError(f"canned body must be dict, list, str, bytes or None, not {type(body).__name__}")
+    out.update(headers or {})
+    return Response(status, data, out)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One line of the request log. Header values (API keys) are never stored."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int  # 0 when the connection was reset without an answer
+    had_auth: bool
+    body_size: int
+    time: float
+
+
+class App(Protocol):
+    """A provider plugged into the emulator."""
+
+    def owns(self, path: str) -> bool: ...
+
+    def base_headers(self) -> dict[str, str]: ...
+
+    def handle(self, request: Request) -> Response: ...
+
+
+@dataclass
+class _Injection:
+    method: str
+    pattern: re.Pattern[str]
+    response: Response
+    remaining: int
+
+
+# -- signed asset files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: Path | None = None
+    data: bytes | None = None
+
+    def read(self) -> bytes | None:
+        if self.data is not None:
+            return self.data
+        if self.path is not None and self.path.is_file():
+            return self.path.read_bytes()
+        return None
+
+
+def _s3_error(status: int, code: str, message: str, extra: Mapping[str, str] | None = None) -> Response:
+    parts = [f"<Code>{code}</Code>", f"<Message>{message}</Message>"]
+    parts += [f"<{k}>{v}</{k}>" for k, v in (extra or {}).items()]
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts) + "</Error>").encode("utf-8")
+    return Response(status, body, {"Content-Type": "application/xml"})
+
+
+def _content_type(filename: str) -> str:
+    lower = filename.lower()
+    if lower.endswith(".glb"):
+        return "model/gltf-binary"
+    if lower.endswith(".png"):
+        return "image/png"
+    return "application/octet-stream"
+
+
+class AssetStore:
+    """Files served under ``/assets/{task_id}/{filename}?Expires={unix seconds}``, like signed S3 URLs.
+
+    A URL past its ``Expires`` answers 403 AccessDenied; supports HEAD and ``Range: bytes=...``.
+    """
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emu = emulator
+        self._lock = threading.Lock()
+        self._files: dict[tuple[str, str], StoredFile] = {}
+
+    def put(self, task_id: str, filename: str, *, path: Path | None = None, data: bytes | None = None) -> None:
+        with self._lock:
+            self._files[(task_id, filename)] = StoredFile(path=path, data=data)
+
+    def get(self, task_id: str, filename: str) -> StoredFile | None:
+        with self._lock:
+            return self._files.get((task_id, filename))
+
+    def url(self, task_id: str, filename: str, ttl_seconds: float) -> str:
+        expires = int(self._emu.now() + ttl_seconds)
+        return f"{self._emu.base_url}/assets/{quote(task_id, safe='')}/{quote(filename, safe='')}?Expires={expires}"
+
+    def fetch_local(self, url: str) -> tuple[bool, bytes | None]:
+        """(is_ours, content). Content is None when the URL is ours but missing or expired."""
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}" != self._emu.base_url:
+            return False, None
+        match = re.fullmatch(r"/assets/([^/]+)/([^/]+)", parts.path)
+        if match is None:
+            return True, None
+        expires = dict(parse_qsl(parts.query)).get("Expires", "")
+        if not expires.isdigit() or int(expires) < self._emu.now():
+            return True, None
+        stored = self.get(unquote(match.group(1)), unquote(match.group(2)))
+        return True, stored.read() if stored else None
+
+    def serve(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _s3_error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+        match = re.fullmatch(r"/assets/([^/]+)/([^/]+)", request.path)
+        if match is None:
+            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        expires = request.query.get("Expires", "")
+        now = int(self._emu.now())
+        if not expires.isdigit():
+            return _s3_error(403, "AccessDenied", "Query-string authentication requires the Expires parameter")
+        if int(expires) < now:
+            return _s3_error(403, "AccessDenied", "Request has expired",
+                             {"Expires": expires, "ServerTime": str(now)})
+        filename = unquote(match.group(2))
+        stored = self.get(unquote(match.group(1)), filename)
+        content = stored.read() if stored else None
+        if content is None:
+            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        headers = {
+            "Content-Type": _content_type(filename),
+            "Accept-Ranges": "bytes",
+            "ETag": '"' + hashlib.md5(content, usedforsecurity=False).hexdigest() + '"',
+        }
+        range_header = request.header("range")
+        if not range_header:
+            return Response(200, content, headers)
+        span = _parse_range(range_header, len(content))
+        if span is None:
+            headers["Content-Range"] = f"bytes */{len(content)}"
+            return Response(416, b"", headers)
+        start, end = span
+        headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
+        return Response(206, content[start:end + 1], headers)
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """A single ``bytes=`` range -> inclusive (start, end), or None when unsatisfiable/malformed."""
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", value)
+    if match is None or (not match.group(1) and not match.group(2)):
+        return None
+    if not match.group(1):  # suffix: the last N bytes
+        length = int(match.group(2))
+        if length == 0 or size == 0:
+            return None
+        return max(0, size - length), size - 1
+    start = int(match.group(1))
+    end = int(match.group(2)) if match.group(2) else size - 1
+    if start >= size or end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+# -- HTTP plumbing --------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._conn_lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._resets: set[int] = set()
+        super().__init__(address, _Handler)
+
+    def track(self, conn: socket.socket, opened: bool) -> None:
+        with self._conn_lock:
+            if opened:
+                self._open.add(conn)
+            else:
+                self._open.discard(conn)
+
+    def mark_reset(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._conn_lock:
+            self._resets.add(id(conn))
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conn_lock:
+            reset = id(request) in self._resets
+            self._resets.discard(id(request))
+        if reset:  # close with SO_LINGER 0 and no FIN first: the peer sees a connection reset
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        with self._conn_lock:
+            conns = list(self._open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "MarionetteEmulator/1.0"
+    sys_version = ""
+    timeout = 60
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle + delayed ACK stall ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.emulator.verbose:
+            sys.stderr.write("emulator: " + (format % args) + "\n")
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_OPTIONS(self) -> None:
+        self._serve()
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _serve(self) -> None:
+        emu = self.server.emulator
+        parts = urlsplit(self.path)
+        body = self._read_body()
+        request = Request(
+            method=self.command.upper(),
+            path=parts.path or "/",
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        response = emu.dispatch(request)
+        emu._record(request, 0 if response.reset else response.status)
+        if response.reset:
+            self.server.mark_reset(self.connection)
+            self.close_connection = True
+            return
+        try:
+            self._write(request, response)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _write(self, request: Request, response: Response) -> None:
+        self.send_response(response.status)
+        headers = dict(response.headers)
+        if response.stream is not None:
+            headers["Connection"] = "close"
+            self.close_connection = True
+        else:  # HEAD too: the length of the body a GET would get
+            headers["Content-Length"] = str(len(response.body))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if request.method == "HEAD":
+            return
+        if response.stream is None:
+            self.wfile.write(response.body)
+            return
+        for chunk in response.stream:
+            self.wfile.write(chunk)
+            self.wfile.flush()
+
+
+# -- the emulator ---------------------------------------------------------------------------------
+
+
+class Emulator:
+    """Local provider emulator on ``http://127.0.0.1:<free port>``, serving from a daemon thread.
+
+    ``with Emulator(assets={"model": path, ...}) as emu: ...``; ``emu.meshy`` is the Meshy state.
+    """
+
+    def __init__(
+        self,
+        assets: Mapping[str, Path | str] | None = None,
+        *,
+        port: int = 0,
+        api_key: str | None = None,
+        verbose: bool = False,
+    ) -> None:
+        from .meshy import MeshyState
+
+        self.verbose = verbose
+        self.clock_offset = 0.0
+        self.errors: list[str] = []  # tracebacks of handler crashes (answered with 500)
+        self._lock = threading.Lock()
+        self._log: list[RequestRecord] = []
+        self._injections: list[_Injection] = []
+        self.files = AssetStore(self)
+        self.meshy: MeshyState = MeshyState(self, assets=assets, api_key=api_key)
+        self._apps: list[App] = [self.meshy]
+        self._server = _Server((LOOPBACK, port), self)
+        self.port: int = int(self._server.server_address[1])
+        self.base_url = f"http://{LOOPBACK}:{self.port}"
+        self._closed = False
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"emulator:{self.port}", daemon=True)
+        self._thread.start()
+
+    # lifecycle
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._server.shutdown()
+        self._server.drop_connections()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # clock (tests may move it forward to expire URLs)
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def now_ms(self) -> int:
+        return int(self.now() * 1000)
+
+    def advance_clock(self, seconds: float) -> None:
+        self.clock_offset += seconds
+
+    # faults
+    def inject(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests matching (method, ``re.search`` on the path) with a canned
+        response, before auth or any normal handling. ``method`` "*" matches every method."""
+        response = canned_response(status, body, headers)
+        with self._lock:
+            self._injections.append(_Injection(method.upper(), re.compile(path_regex), response, times))
+
+    def inject_reset(self, method: str, path_regex: str, times: int = 1) -> None:
+        """Close the connection without answering (connection reset) on the next ``times`` matches."""
+        with self._lock:
+            self._injections.append(_Injection(method.upper(), re.compile(path_regex), Response(0, reset=True),
+                                               times))
+
+    def clear_injections(self) -> None:
+        with self._lock:
+            self._injections.clear()
+
+    # request log
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._log)
+
+    def count(self, method: str | None = None, path_regex: str | None = None) -> int:
+        pattern = re.compile(path_regex) if path_regex is not None else None
+        return sum(1 for r in self.requests
+                   if (method is None or r.method == method.upper())
+                   and (pattern is None or pattern.search(r.path)))
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def _record(self, request: Request, status: int) -> None:
+        had_auth = any(h in request.headers for h in ("authorization", "x-api-key"))
+        record = RequestRecord(request.method, request.path, dict(request.query), status, had_auth,
+                               len(request.body), self.now())
+        with self._lock:
+            self._log.append(record)
+
+    # dispatch
+    def _take_injection(self, request: Request) -> Response | None:
+        with self._lock:
+            for injection in self._injections:
+                if injection.method not in ("*", request.method) or not injection.pattern.search(request.path):
+                    continue
+                injection.remaining -= 1
+                if injection.remaining <= 0:
+                    self._injections.remove(injection)
+                return injection.response
+        return None
+
+    def dispatch(self, request: Request) -> Response:
+        try:
+            app = next((a for a in self._apps if a.owns(request.path)), None)
+            injected = self._take_injection(request)
+            if injected is not None:
+                if injected.reset:
+                    return injected
+                headers = app.base_headers() if app else {}
+                headers.update(injected.headers)
+                return Response(injected.status, injected.body, headers)
+            if request.path.startswith("/assets/"):
+                return self.files.serve(request)
+            if app is None:
+                return json_response(404, {"message": "Not found"})
+            response = app.handle(request)
+            headers = app.base_headers()
+            headers.update(response.headers)
+            response.headers = headers
+            return response
+        except Exception:
+            self.errors.append(traceback.format_exc())
+            if self.verbose:
+                sys.stderr.write(self.errors[-1])
+            return json_response(500, {"message": "Internal emulator error"})
+
+
+def assets_from_dir(directory: Path | str) -> dict[str, Path]:
+    """The asset map for files present in ``directory`` (model.glb, rigged.glb, walking.glb,
+    running.glb, animation.glb, optional rigged.fbx and anim_<action_id>.glb overrides)."""
+    root = Path(directory)
+    assets = {kind: root / name for kind, name in ASSET_FILES.items() if (root / name).is_file()}
+    for path in sorted(root.glob("anim_*.glb")):
+        match = _ANIM_OVERRIDE.match(path.name)
+        if match:
+            assets[f"animation:{int(match.group(1))}"] = path
+    return assets
