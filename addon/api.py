@@ -11,7 +11,7 @@ Every function runs on the main thread. Errors are MarionetteError subclasses wi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -115,16 +115,21 @@ def import_result(job_id: str) -> JobInfo:
     return JobInfo.of(_jobs.import_job(job_id))
 
 
-def wait(job_id: str, timeout: float = 600.0) -> JobInfo:
+def wait(job_id: str, timeout: float = 600.0, on_change: Callable[[JobInfo], None] | None = None) -> JobInfo:
     """Pump Marionette until the job has ended (and, when it succeeded in this session, was imported).
 
+    `on_change` is called with the job's info whenever its stage changes (for progress output).
     Returns the job's info whatever its end state; raises TimeoutError if it is still running.
     """
     current = session.get()
     deadline = time.monotonic() + timeout
+    last_stage = None
     while True:
         timer.pump()
         job = current.store.get(job_id)
+        if on_change is not None and (job.stage, job.state) != last_stage:
+            last_stage = (job.stage, job.state)
+            on_change(JobInfo.of(job))
         settled = not job.state.active and not current.runner.is_running(job_id)
         prefs = current.preferences()
         auto = bool(getattr(prefs, "auto_import", True)) if prefs is not None else True

@@ -81,6 +81,8 @@ def file_bytes(path: Path) -> tuple[str, bytes]:
     except RuntimeError as exc:
         raise InputError(f"{path.name} is not an image Blender can read") from exc
     try:
+        if image.size[0] == 0 or image.size[1] == 0:
+            raise InputError(f"{path.name} is not an image Blender can read")
         return f"{path.stem}.png", pixels_to_png(image)
     finally:
         bpy.data.images.remove(image)
