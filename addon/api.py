@@ -17,14 +17,14 @@ from typing import Any
 
 import bpy
 
-from .blender import exporter, session, timer
+from .blender import exporter, library, session, timer
 from .blender import jobs as _jobs
 from .core.errors import InputError
 from .core.models import AnimationChoice, InputKind, JobInfo, JobState
 from .core.providers.base import Provider
 from .core.runner import InputFile
 
-__all__ = ["JobInfo", "JobState", "cancel", "get", "import_result", "jobs", "submit", "wait"]
+__all__ = ["JobInfo", "JobState", "add_animations", "cancel", "get", "import_result", "jobs", "submit", "wait"]
 
 ImageArg = str | Path | bpy.types.Image
 
@@ -60,12 +60,46 @@ def submit(
         kind = "multi_image" if len(images) > 1 else "image"
         default_name = Path(files[0].name).stem
     elif mesh is not None:
-        kind, default_name = "mesh", getattr(mesh, "name", "Character")
+        return _submit_mesh(provider, mesh, rig=rig, animations=_animations(prov, animations),
+                            options=dict(options or {}), name=name)
     else:
         kind, default_name = "text", (prompt or "Character")[:40]
     job = _jobs.submit(provider, kind=kind, name=name or default_name, files=files, prompt=prompt,
                        rig=rig, animations=_animations(prov, animations), options=options)
     return job.id
+
+
+def _submit_mesh(provider: str, mesh: Any, *, rig: bool, animations: list[AnimationChoice],
+                 options: dict[str, Any], name: str | None) -> str:
+    """mesh= is an object, an object name, or a list of them (one character made of several meshes).
+    Blender-side settings ride in options: facing ("-Y", "+Y", "+X", "-X"), hide_original (bool);
+    height_meters defaults to the mesh's world-space height."""
+    items = mesh if isinstance(mesh, list | tuple) else [mesh]
+    objects = []
+    for item in items:
+        obj = bpy.data.objects.get(item) if isinstance(item, str) else item
+        if not isinstance(obj, bpy.types.Object):
+            raise InputError(f"mesh= takes mesh objects or their names; {item!r} is not an object in this file")
+        objects.append(obj)
+    facing = str(options.pop("facing", "-Y"))
+    if facing not in exporter.FACING_ROTATION:
+        raise InputError(f"facing must be one of {', '.join(exporter.FACING_ROTATION)}, not {facing!r}")
+    hide = bool(options.pop("hide_original", True))
+    height = options.pop("height_meters", None)
+    job = _jobs.submit_mesh(bpy.context, objects, provider_id=provider, name=name or "", facing=facing,
+                            height=float(height) if height else None, hide_original=hide,
+                            animations=animations, options=options)
+    return job.id
+
+
+def add_animations(armature: Any, animations: Iterable[int | str], options: dict[str, Any] | None = None) -> str:
+    """More animations for a character Marionette rigged (an object or its name), without rigging again.
+    Returns the new job's id; `wait` on it and the actions land on that armature."""
+    obj = bpy.data.objects.get(armature) if isinstance(armature, str) else armature
+    if not isinstance(obj, bpy.types.Object):
+        raise InputError(f"{armature!r} is not an object in this file")
+    prov = session.get().providers["meshy"]
+    return _jobs.submit_add_animations(obj, _animations(prov, animations), options=options).id
 
 
 def _image_file(item: ImageArg) -> tuple[str, bytes]:
@@ -87,9 +121,12 @@ def _animations(provider: Provider, wanted: Iterable[int | str]) -> list[Animati
         if isinstance(item, bool):
             raise InputError(f"Not an animation: {item!r}")
         if isinstance(item, int):
-            choice = by_id.get(item) or AnimationChoice(action_id=item, name=f"Action_{item}")
+            choice = by_id.get(item) or AnimationChoice(action_id=item,
+                                                        name=library.name_of(item) or f"Action_{item}")
         elif norm(str(item)) in by_name:
             choice = by_name[norm(str(item))]
+        elif (found := library.lookup(str(item))) is not None:
+            choice = found
         else:
             known = ", ".join(c.name for c in provider.common_animations)
             raise InputError(f"Unknown animation {item!r}; give an action id or one of: {known}")

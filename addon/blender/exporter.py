@@ -1,14 +1,20 @@
-"""Blender data to bytes a provider accepts. Images: PNG and JPEG go as they are; anything else
-(EXR, TIFF, packed, generated, edited) is converted to PNG from its pixels, without changing the
+"""Blender data to bytes a provider accepts.
+
+Meshes: joined, with modifiers, in world space, as GLB. Images: PNG and JPEG go as they are; anything
+else (EXR, TIFF, packed, generated, edited) is converted to PNG from its pixels, without changing the
 artist's image."""
 
 from __future__ import annotations
 
 import logging
+import math
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from ..core import png
 from ..core.errors import InputError
@@ -42,7 +48,7 @@ def _original_bytes(image: bpy.types.Image) -> bytes | None:
 
 
 def pixels_to_png(image: bpy.types.Image) -> bytes:
-    width, height = image.size
+    width, height = int(image.size[0]), int(image.size[1])  # type: ignore[index]  # stub gap
     if width == 0 or height == 0:
         raise InputError(f"The image {image.name!r} has no pixels (is its file missing?)")
     channels = image.channels
@@ -81,8 +87,143 @@ def file_bytes(path: Path) -> tuple[str, bytes]:
     except RuntimeError as exc:
         raise InputError(f"{path.name} is not an image Blender can read") from exc
     try:
-        if image.size[0] == 0 or image.size[1] == 0:
+        if 0 in (image.size[0], image.size[1]):  # type: ignore[index]  # stub gap
             raise InputError(f"{path.name} is not an image Blender can read")
         return f"{path.stem}.png", pixels_to_png(image)
     finally:
         bpy.data.images.remove(image)
+
+
+# -- selected mesh -> GLB ------------------------------------------------------------------------------
+
+FACINGS = (
+    ("-Y", "Front View (-Y)", "The character looks toward Blender's front view, -Y (most characters)"),
+    ("+Y", "Back (+Y)", "The character looks toward +Y"),
+    ("+X", "Right (+X)", "The character looks toward +X"),
+    ("-X", "Left (-X)", "The character looks toward -X"),
+)
+# Rotation about Z that turns the character's facing direction into -Y, which is glTF +Z: Meshy's front.
+FACING_ROTATION = {"-Y": 0.0, "+Y": math.pi, "+X": -math.pi / 2, "-X": math.pi / 2}
+
+
+@dataclass
+class MeshExport:
+    glb: bytes
+    texture: bytes | None
+    height: float  # world-space bounding box height, metres
+    faces: int
+    location: tuple[float, float, float]  # where the rigged result goes: the active mesh's origin
+    rotation_z: float  # applied on export; the import turns the result back by -rotation_z
+
+
+def check_meshes(objects: list[bpy.types.Object]) -> None:
+    """Refuse what Meshy cannot rig, before anything is exported or sent."""
+    if not objects:
+        raise InputError("Select the character's mesh first")
+    for obj in objects:
+        if obj.type != "MESH":
+            raise InputError(f"{obj.name} is a {obj.type.lower()}, not a mesh: select only the character's meshes")
+        if obj.library or obj.data.library or obj.override_library:
+            raise InputError(f"{obj.name} is linked from a library: make it local first "
+                             "(Object > Relations > Make Local)")
+
+
+def base_color_image(objects: list[bpy.types.Object]) -> bpy.types.Image | None:
+    """The first image feeding a Principled BSDF's Base Color in the meshes' materials."""
+    for obj in objects:
+        for slot in obj.material_slots:
+            mat = slot.material
+            if not mat or not mat.use_nodes or not mat.node_tree:
+                continue
+            for node in mat.node_tree.nodes:
+                if node.type != "BSDF_PRINCIPLED":
+                    continue
+                for link in node.inputs["Base Color"].links:
+                    source = link.from_node
+                    if source.type == "TEX_IMAGE" and source.image is not None:
+                        return source.image
+    return None
+
+
+def face_count(context: bpy.types.Context, objects: list[bpy.types.Object]) -> int:
+    depsgraph = context.evaluated_depsgraph_get()
+    return sum(len(obj.evaluated_get(depsgraph).data.polygons) for obj in objects)
+
+
+def export_meshes(context: bpy.types.Context, objects: list[bpy.types.Object], facing: str) -> MeshExport:
+    """The meshes joined (with modifiers, in world space, origin at the active mesh's origin, turned to
+    face glTF +Z) as GLB bytes. The scene is left as it was: only temporary data is created."""
+    check_meshes(objects)
+    image = base_color_image(objects)
+    if image is None:
+        raise InputError("Meshy rigs textured characters: give the mesh a material whose Base Color is an "
+                         "image texture")
+    faces = face_count(context, objects)
+    if faces == 0:
+        raise InputError(f"{objects[0].name} has no faces to rig")
+    primary = context.active_object if context.active_object in objects else objects[0]
+    origin = primary.matrix_world.translation.copy()
+    angle = FACING_ROTATION[facing]
+    to_export = Matrix.Rotation(angle, 4, "Z") @ Matrix.Translation(-origin)
+    depsgraph = context.evaluated_depsgraph_get()
+    scene = context.scene
+    collection = bpy.data.collections.new("Marionette Export")
+    temp_objects: list[bpy.types.Object] = []
+    temp_meshes: list[bpy.types.Mesh] = []
+    selection = [o for o in context.view_layer.objects if o.select_get()]
+    active = context.view_layer.objects.active
+    scene.collection.children.link(collection)
+    try:
+        for obj in objects:
+            mesh = bpy.data.meshes.new_from_object(obj.evaluated_get(depsgraph), preserve_all_data_layers=True,
+                                                   depsgraph=depsgraph)
+            mesh.transform(to_export @ obj.matrix_world)
+            temp_meshes.append(mesh)
+            temp = bpy.data.objects.new(f"{obj.name}_export", mesh)
+            collection.objects.link(temp)
+            temp_objects.append(temp)
+        for obj in selection:
+            obj.select_set(False)
+        for temp in temp_objects:
+            temp.select_set(True)
+        context.view_layer.objects.active = temp_objects[0]
+        if len(temp_objects) > 1:
+            with context.temp_override(active_object=temp_objects[0], selected_objects=temp_objects,
+                                       selected_editable_objects=temp_objects):
+                bpy.ops.object.join()
+            temp_objects = [temp_objects[0]]
+        joined = temp_objects[0]
+        zs = [v.co.z for v in joined.data.vertices]
+        height = (max(zs) - min(zs)) if zs else 0.0
+        glb = _gltf_bytes(context, joined)
+    finally:
+        for temp in [o for o in collection.objects]:
+            bpy.data.objects.remove(temp)
+        bpy.data.collections.remove(collection)
+        for mesh in temp_meshes:
+            if mesh.name in bpy.data.meshes and mesh.users == 0:
+                bpy.data.meshes.remove(mesh)
+        for obj in selection:
+            if obj.name in context.view_layer.objects:
+                obj.select_set(True)
+        context.view_layer.objects.active = active
+    _name, texture = image_bytes(image)
+    return MeshExport(glb=glb, texture=texture, height=height, faces=faces,
+                      location=(origin.x, origin.y, origin.z), rotation_z=angle)
+
+
+def _gltf_bytes(context: bpy.types.Context, obj: bpy.types.Object) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="marionette-export-") as folder:
+        path = Path(folder) / "character.glb"
+        wanted = {
+            "filepath": str(path), "export_format": "GLB", "use_selection": True, "export_animations": False,
+            "export_skins": False, "export_morph": False, "export_apply": True, "export_yup": True,
+            "export_materials": "EXPORT", "export_cameras": False, "export_lights": False,
+        }
+        props = bpy.ops.export_scene.gltf.get_rna_type().properties
+        kwargs = {k: v for k, v in wanted.items() if k in props}
+        with context.temp_override(active_object=obj, selected_objects=[obj]):
+            result = bpy.ops.export_scene.gltf(**kwargs)
+        if "FINISHED" not in result or not path.is_file():
+            raise InputError("Blender's glTF exporter could not export the mesh")
+        return path.read_bytes()

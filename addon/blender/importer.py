@@ -80,6 +80,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
+from mathutils import Matrix
 
 from ..core.errors import ImportFailed
 from ..core.formats import sniff_file
@@ -806,12 +807,15 @@ def _import_animation(session: _Session, display_name: str, path: Path, kind: st
     session.anims.append(anim)
 
 
-def _place_and_select(session: _Session, location: tuple[float, float, float]) -> None:
+def _place_and_select(session: _Session, location: tuple[float, float, float], rotation_z: float = 0.0) -> None:
     view_layer = session.view_layer
     imported = set(session.objects)
+    turn = Matrix.Rotation(rotation_z, 4, "Z")
     for obj in session.objects:
         if obj.parent is None or obj.parent not in imported:
-            obj.location = location
+            basis = obj.matrix_basis.copy()
+            basis.translation = (0.0, 0.0, 0.0)
+            obj.matrix_basis = Matrix.Translation(location) @ turn @ basis
     for obj in view_layer.objects:
         obj.select_set(obj in imported, view_layer=view_layer)
     active = session.armature
@@ -846,12 +850,15 @@ def import_character(
     *,
     collection_name: str,
     location: tuple[float, float, float],
+    rotation_z: float = 0.0,
     context: bpy.types.Context | None = None,
 ) -> ImportedCharacter:
     """Import `main_file` and the animation of every file of `animation_files` as one character.
 
-    Must run on Blender's main thread. Raises ImportFailed (and leaves the scene as it was) on any
-    failure. See the module docstring for the layout of actions and NLA tracks.
+    The root objects are placed at `location`, turned by `rotation_z` radians about Z (to undo a facing
+    correction made when the artist's mesh was exported). Must run on Blender's main thread. Raises
+    ImportFailed (and leaves the scene as it was) on any failure. See the module docstring for the
+    layout of actions and NLA tracks.
     """
     ctx = context if context is not None else bpy.context
     main_path = Path(main_file)
@@ -890,7 +897,7 @@ def import_character(
                 track_names += [a.name for a in session.anims if a.name not in track_names]
                 state.settings.restore_gltf_tracks(track_names if state.settings.gltf_tracks is not None else None)
                 _set_active_collection(view_layer, state.active_layer_collection)
-                _place_and_select(session, location)
+                _place_and_select(session, location, rotation_z)
             except BaseException:
                 _rollback(session, before, state)
                 raise
@@ -912,3 +919,67 @@ def import_character(
         len(result.actions),
     )
     return result
+
+
+def _existing_anims(arm: bpy.types.Object) -> list[_Anim]:
+    """The actions already on an armature Marionette imported, in track order (top track first)."""
+    anims: list[_Anim] = []
+    anim_data = arm.animation_data
+    if anim_data is None:
+        return anims
+    for track in reversed(list(anim_data.nla_tracks)):
+        for strip in track.strips:
+            if strip.action is not None and all(a.action != strip.action for a in anims):
+                anims.append(_Anim(strip.action, strip.action.name, _slot_handle(strip)))
+    if anim_data.action is not None and all(a.action != anim_data.action for a in anims):
+        anims.insert(0, _Anim(anim_data.action, anim_data.action.name, _slot_handle(anim_data)))
+    return anims
+
+
+def add_animations(
+    armature_name: str,
+    animation_files: Sequence[tuple[str, Path]],
+    *,
+    context: bpy.types.Context | None = None,
+) -> list[str]:
+    """Add the animation of each file to an existing armature (a character imported earlier).
+
+    The new actions get their own NLA tracks after the existing ones; the active action stays. Returns
+    the new action names. Atomic like import_character: on failure nothing is left behind.
+    """
+    ctx = context if context is not None else bpy.context
+    arm = bpy.data.objects.get(armature_name)
+    if arm is None or arm.type != "ARMATURE":
+        raise ImportFailed(f"The character's armature {armature_name!r} is no longer in this file.")
+    scene, view_layer = ctx.scene, ctx.view_layer
+    if scene is None or view_layer is None:
+        raise ImportFailed("There is no open scene to import into.")
+    animations = [(name.strip() or Path(path).stem, Path(path), _model_kind(Path(path), "animation file"))
+                  for name, path in animation_files]
+    session = _Session(ctx, scene, view_layer, armature=arm)
+    existing = _existing_anims(arm)
+    state = _UserState.capture(scene, view_layer)
+    before = _snapshot()
+    frame_range = (scene.frame_start, scene.frame_end, scene.frame_current)
+    try:
+        with _context_override(ctx, scene, view_layer):
+            try:
+                _ensure_object_mode(view_layer)
+                for display_name, anim_path, anim_kind in animations:
+                    _import_animation(session, display_name, anim_path, anim_kind)
+                _layout_nla(arm, existing + session.anims, scene)
+                if existing:  # the character keeps its active action and the scene its frame range
+                    scene.frame_start, scene.frame_end, scene.frame_current = frame_range
+                state.restore_selection(view_layer)
+            except BaseException:
+                _rollback(session, before, state)
+                if existing:
+                    _layout_nla(arm, existing, scene)
+                    scene.frame_start, scene.frame_end, scene.frame_current = frame_range
+                raise
+    except ImportFailed:
+        raise
+    except Exception as exc:
+        log.exception("adding animations to %s failed", armature_name)
+        raise ImportFailed(f"Could not add the animations: {exc}. The character was left as it was.") from exc
+    return [a.action.name for a in session.anims]

@@ -10,14 +10,16 @@ from typing import Any
 import bpy
 
 from ..core.errors import ConfigError, ImportFailed, InputError
-from ..core.models import AnimationChoice, GenerationRequest, InputKind, Job, JobState
+from ..core.models import AnimationChoice, GenerationRequest, InputKind, Job, JobState, Placement
+from ..core.providers import meshy_rigging
 from ..core.runner import InputFile
-from . import session, timer
+from . import exporter, session, timer
 
 log = logging.getLogger(__name__)
 
 JOB_ID_PROP = "marionette_job_id"
 RIG_TASK_PROP = "marionette_rig_task_id"
+RIG_CREATED_PROP = "marionette_rig_created_at"
 
 
 def submit(
@@ -30,6 +32,7 @@ def submit(
     rig: bool = False,
     animations: Sequence[AnimationChoice] = (),
     options: dict[str, Any] | None = None,
+    placement: Placement | None = None,
 ) -> Job:
     current = session.get()
     if provider_id not in current.providers:
@@ -38,12 +41,83 @@ def submit(
     if problem:
         raise ConfigError(problem)
     request = GenerationRequest(provider=provider_id, kind=kind, name=name or "Character", prompt=prompt,
-                                rig=rig, animations=list(animations), options=dict(options or {}))
+                                rig=rig, animations=list(animations), options=dict(options or {}),
+                                placement=placement or Placement())
     current.runner.online_access = bpy.app.online_access
     job = current.runner.submit(request, current.config(provider_id), files)
     current.auto_import.add(job.id)
     timer.ensure_running()
     return job
+
+
+def submit_mesh(
+    context: bpy.types.Context,
+    objects: list[bpy.types.Object],
+    *,
+    provider_id: str = "meshy",
+    name: str = "",
+    facing: str = "-Y",
+    height: float | None = None,
+    hide_original: bool = True,
+    animations: Sequence[AnimationChoice] = (),
+    options: dict[str, Any] | None = None,
+) -> Job:
+    """Rig (and animate) the artist's mesh(es): exported joined to GLB, the scene untouched."""
+    current = session.get()
+    problem = current.problem(provider_id)
+    if problem:  # before exporting anything
+        raise ConfigError(problem)
+    opts = dict(options or {})
+    exporter.check_meshes(objects)
+    faces = exporter.face_count(context, objects)
+    if faces > meshy_rigging.MAX_RIG_FACES and not opts.get("remesh_first"):
+        raise InputError(f"{objects[0].name} has {faces:,} faces; Meshy rigs up to "
+                         f"{meshy_rigging.MAX_RIG_FACES:,}. Turn on Remesh First (with a target polycount) or "
+                         "decimate the mesh.")
+    exported = exporter.export_meshes(context, objects, facing)
+    opts["height_meters"] = round(height if height else exported.height, 3)
+    if opts["height_meters"] <= 0:
+        raise InputError(f"{objects[0].name} is flat (no height): Meshy needs a standing character")
+    files = [InputFile("character.glb", exported.glb)]
+    if exported.texture:
+        files.append(InputFile("base_color.png", exported.texture))
+    placement = Placement(location=exported.location, rotation_z=-exported.rotation_z,
+                          source_objects=[o.name for o in objects], hide_source=hide_original)
+    return submit(provider_id, kind="mesh", name=name or objects[0].name, files=files, rig=True,
+                  animations=animations, options=opts, placement=placement)
+
+
+def rigged_by_marionette(obj: bpy.types.Object | None) -> bool:
+    return bool(obj is not None and obj.type == "ARMATURE" and obj.get(RIG_TASK_PROP))
+
+
+def submit_add_animations(
+    armature: bpy.types.Object,
+    animations: Sequence[AnimationChoice],
+    *,
+    provider_id: str = "meshy",
+    options: dict[str, Any] | None = None,
+) -> Job:
+    """More animations for a character Marionette rigged, without rigging it again."""
+    if not rigged_by_marionette(armature):
+        raise InputError(f"{armature.name} was not rigged by Marionette: select a character it rigged")
+    if not animations:
+        raise InputError("Choose at least one animation to add")
+    created = armature.get(RIG_CREATED_PROP)
+    meshy_rigging.check_rig_age(float(created) if created else None)
+    opts = dict(options or {})
+    opts["rig_task_id"] = str(armature[RIG_TASK_PROP])
+    return submit(provider_id, kind="armature", name=f"{armature.name} animations", rig=True,
+                  animations=animations, options=opts, placement=Placement(target_armature=armature.name))
+
+
+def _target_armature(job: Job) -> str:
+    """The armature that receives an "armature" job's animations, even if it was renamed since."""
+    rig_id = job.request.options.get("rig_task_id")
+    for obj in bpy.data.objects:
+        if obj.type == "ARMATURE" and rig_id and obj.get(RIG_TASK_PROP) == rig_id:
+            return obj.name
+    return job.request.placement.target_armature or ""
 
 
 def cancel(job_id: str) -> None:
@@ -64,9 +138,6 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     job = current.store.get(job_id)
     if job.state is not JobState.SUCCEEDED:
         raise InputError(f"Job {job.request.name!r} has nothing to import yet ({job.state.value.lower()})")
-    main = job.asset("rigged") or job.asset("model")
-    if main is None or not main.path or not Path(main.path).is_file():
-        raise InputError(f"The result files of {job.request.name!r} are missing from {current.store.job_dir(job_id)}")
     chosen = [f"anim:{c.action_id}" for c in job.request.animations]
     basics = [a.key for a in job.assets if a.role == "animation" and a.key not in chosen]
     animations = []
@@ -75,9 +146,16 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
         if asset and asset.path:
             animations.append((asset.name, Path(asset.path)))
     ctx = context or bpy.context
+    if job.request.kind == "armature":
+        return _import_added_animations(job, animations, ctx)
+    main = job.asset("rigged") or job.asset("model")
+    if main is None or not main.path or not Path(main.path).is_file():
+        raise InputError(f"The result files of {job.request.name!r} are missing from {current.store.job_dir(job_id)}")
+    placement = job.request.placement
+    location = placement.location or _xyz(ctx.scene.cursor.location)
     try:
         result = importer.import_character(Path(main.path), animations, collection_name=job.request.name,
-                                           location=tuple(ctx.scene.cursor.location), context=ctx)
+                                           location=location, rotation_z=placement.rotation_z, context=ctx)
     except ImportFailed as exc:
         message = str(exc)
         current.store.update(job_id, lambda j: setattr(j, "import_error", message))
@@ -89,6 +167,14 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
         rig = job.task("rig")
         if rig and rig.remote_id:
             armature[RIG_TASK_PROP] = rig.remote_id
+            armature[RIG_CREATED_PROP] = rig.submitted_at or job.created_at
+    if placement.hide_source:
+        for name in placement.source_objects:
+            source = bpy.data.objects.get(name)
+            if source is not None:  # hidden, not deleted: the artist can compare and undo
+                source.hide_render = True
+                if source.name in ctx.view_layer.objects:
+                    source.hide_set(True)
 
     def record(j: Job) -> None:
         j.imported, j.import_error = True, None
@@ -100,6 +186,32 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     current.runner.events.put(job_id)
     log.info("imported job %s: %s", job_id, ", ".join(result.objects))
     return job
+
+
+def _import_added_animations(job: Job, animations: list[tuple[str, Path]], ctx: bpy.types.Context) -> Job:
+    from . import importer
+
+    current = session.get()
+    target = _target_armature(job)
+    try:
+        added = importer.add_animations(target, animations, context=ctx)
+    except ImportFailed as exc:
+        message = str(exc)
+        current.store.update(job.id, lambda j: setattr(j, "import_error", message))
+        current.runner.events.put(job.id)
+        raise
+
+    def record(j: Job) -> None:
+        j.imported, j.import_error, j.stage = True, None, "Imported"
+        j.armature, j.objects, j.actions = target, [target], added
+
+    updated = current.store.update(job.id, record)
+    current.runner.events.put(job.id)
+    return updated
+
+
+def _xyz(vector: Any) -> tuple[float, float, float]:
+    return (float(vector.x), float(vector.y), float(vector.z))
 
 
 def forget(job_id: str) -> None:

@@ -7,18 +7,21 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.props import StringProperty
 
 from ..core.errors import MarionetteError
 from ..core.runner import InputFile
-from . import jobs, session, settings, sources
+from . import jobs, library, session, settings, sources
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
 
 
 def _settings(context: bpy.types.Context) -> Any:
-    return context.scene.marionette  # type: ignore[attr-defined]
+    return context.scene.marionette
 
 
 class MARIONETTE_OT_generate(bpy.types.Operator):
@@ -43,23 +46,141 @@ class MARIONETTE_OT_generate(bpy.types.Operator):
             return False
         return True
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        props = _settings(context)
-        provider = session.get().providers[props.provider]
-        try:
-            name, data = sources.resolve(context, props, self.filepath)
-            chosen = getattr(props, f"{provider.id}_animations", set()) if props.rig else set()
-            animations = [c for c in provider.common_animations if str(c.action_id) in chosen]
-            options = settings.options_of(props, provider)
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        kind = "image" if self.filepath else _settings(context).input
+        return _generate(self, context, kind, self.filepath)
+
+
+def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
+              filepath: str = "") -> set[OperatorReturnItems]:
+    props = _settings(context)
+    provider = session.get().providers[props.provider]
+    rig = (props.rig or kind == "mesh") and provider.supports_rig
+    animations = library.chosen(context) if rig else []
+    try:
+        if kind == "mesh":
+            height = None if props.mesh_height_auto else float(props.meshy_options.height_meters)
+            job = jobs.submit_mesh(context, list(context.selected_objects), provider_id=provider.id,
+                                   name=props.job_name, facing=props.mesh_facing, height=height,
+                                   hide_original=props.hide_original, animations=animations,
+                                   options=settings.options_of(props, provider, "mesh"))
+        else:
+            name, data = sources.resolve(context, props, filepath)
             job = jobs.submit(provider.id, kind="image", name=props.job_name or Path(name).stem,
-                              files=[InputFile(name, data)], rig=props.rig and provider.supports_rig,
-                              animations=animations, options=options)
+                              files=[InputFile(name, data)], rig=rig, animations=animations,
+                              options=settings.options_of(props, provider, "image"))
+    except MarionetteError as exc:
+        op.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+    cost = provider.cost(job.request)
+    spent = f", about {cost:g} credits" if cost is not None else ""
+    op.report({"INFO"}, f"Marionette: {job.request.name} sent to {provider.label}{spent}")
+    return {"FINISHED"}
+
+
+class MARIONETTE_OT_rig_selected_mesh(bpy.types.Operator):
+    """Send the selected mesh(es) to be rigged and animated; the result arrives in place, the originals hidden"""
+
+    bl_idname = "marionette.rig_selected_mesh"
+    bl_label = "Rig & Animate Selected Mesh"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        current = session.get_or_none()
+        if current is None or getattr(context.scene, "marionette", None) is None:
+            return False
+        if not context.selected_objects:
+            cls.poll_message_set("Select the character's mesh first")
+            return False
+        problem = current.problem("meshy")
+        if problem:
+            cls.poll_message_set(problem)
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        if "mesh" not in session.get().providers[_settings(context).provider].inputs:
+            _settings(context).provider = "meshy"
+        return _generate(self, context, "mesh")
+
+
+class MARIONETTE_OT_add_animations(bpy.types.Operator):
+    """Add the animations chosen in the library to the selected character Marionette rigged, without rigging it again"""
+
+    bl_idname = "marionette.add_animations"
+    bl_label = "Add Animations to Character"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        current = session.get_or_none()
+        if current is None:
+            return False
+        if not jobs.rigged_by_marionette(context.active_object):
+            cls.poll_message_set("Select a character that Marionette rigged")
+            return False
+        problem = current.problem("meshy")
+        if problem:
+            cls.poll_message_set(problem)
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        props = _settings(context)
+        provider = session.get().providers["meshy"]
+        try:
+            job = jobs.submit_add_animations(context.active_object, library.chosen(context),
+                                             options=settings.options_of(props, provider, "armature"))
         except MarionetteError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        cost = provider.cost(job.request)
-        spent = f", about {cost:g} credits" if cost is not None else ""
-        self.report({"INFO"}, f"Marionette: {job.request.name} sent to {provider.label}{spent}")
+        self.report({"INFO"}, f"Marionette: {len(job.request.animations)} animations requested for "
+                              f"{context.active_object.name}, {provider.cost(job.request):g} credits")
+        return {"FINISHED"}
+
+
+class MARIONETTE_OT_refresh_animation_library(bpy.types.Operator):
+    """Fetch Meshy's animation library again (it is cached on disk with its date)"""
+
+    bl_idname = "marionette.refresh_animation_library"
+    bl_label = "Refresh Meshy Animation Library"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        current = session.get_or_none()
+        if current is None:
+            return False
+        cfg = current.config("meshy")
+        from ..core import netpolicy
+
+        if not netpolicy.is_loopback_url(cfg.base_url) and not bpy.app.online_access:
+            cls.poll_message_set("Online access is off. " + netpolicy.ONLINE_ACCESS_HINT)
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        library.refresh()
+        from . import timer
+
+        timer.ensure_running()
+        return {"FINISHED"}
+
+
+class MARIONETTE_OT_select_animations(bpy.types.Operator):
+    """Choose every animation the list shows, or none"""
+
+    bl_idname = "marionette.select_animations"
+    bl_label = "Choose Animations"
+
+    select: bpy.props.BoolProperty(name="Select", default=True)  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        lib = library.library(context)
+        for item in lib.items:
+            if not self.select:
+                item.selected = False
+            elif library.visible(item, lib.search, lib.category):
+                item.selected = True
         return {"FINISHED"}
 
 
@@ -73,7 +194,7 @@ class _JobOperator(bpy.types.Operator):
     def run(self, context: bpy.types.Context) -> str:
         raise NotImplementedError
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         if self.job_id not in session.get().store:
             self.report({"ERROR"}, f"No Marionette job {self.job_id!r}")
             return {"CANCELLED"}
@@ -137,6 +258,10 @@ class MARIONETTE_OT_open_job_folder(_JobOperator):
 
 classes = (
     MARIONETTE_OT_generate,
+    MARIONETTE_OT_rig_selected_mesh,
+    MARIONETTE_OT_add_animations,
+    MARIONETTE_OT_refresh_animation_library,
+    MARIONETTE_OT_select_animations,
     MARIONETTE_OT_cancel_job,
     MARIONETTE_OT_import_job,
     MARIONETTE_OT_forget_job,

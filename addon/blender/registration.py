@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, preferences, session, settings, timer, ui
+from . import library, operators, preferences, session, settings, timer, ui
 
-_classes = (*preferences.classes, *settings.classes, *operators.classes, *ui.classes)
+_classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *ui.classes)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
 
 
@@ -14,6 +14,7 @@ def register() -> None:
     session.start()
     _register_classes()
     settings.register_properties()
+    library.register_properties()
     timer.ensure_running()
 
 
@@ -21,5 +22,6 @@ def unregister() -> None:
     # Workers stop first (jobs stay in the journal and resume at the next start), then the pump.
     session.stop()
     timer.stop()
+    library.unregister_properties()
     settings.unregister_properties()
     _unregister_classes()

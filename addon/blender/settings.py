@@ -17,6 +17,7 @@ from bpy.props import (
 
 from ..core.providers import all_providers
 from ..core.providers.base import OptionSpec, Provider
+from .exporter import FACINGS
 
 SOURCES = (
     ("AUTO", "Automatic", "The selected reference image, else the Image Editor's image, else the file below"),
@@ -27,17 +28,18 @@ SOURCES = (
 
 
 def _prop_for(spec: OptionSpec) -> Any:
-    common = {"name": spec.label, "description": spec.description}
+    name, desc = spec.label, spec.description
     if spec.kind == "bool":
-        return BoolProperty(default=bool(spec.default), **common)
+        return BoolProperty(name=name, description=desc, default=bool(spec.default))
     if spec.kind == "int":
-        return IntProperty(default=int(spec.default), min=int(spec.min or 0), max=int(spec.max or 2**31 - 1),
-                           **common)
+        return IntProperty(name=name, description=desc, default=int(spec.default), min=int(spec.min or 0),
+                           max=int(spec.max or 2**31 - 1))
     if spec.kind == "float":
-        return FloatProperty(default=float(spec.default), min=spec.min or 0.0, max=spec.max or 1e9, **common)
+        return FloatProperty(name=name, description=desc, default=float(spec.default), min=spec.min or 0.0,
+                             max=spec.max or 1e9)
     if spec.kind == "enum":
-        return EnumProperty(items=list(spec.items), default=str(spec.default), **common)
-    return StringProperty(default=str(spec.default), **common)
+        return EnumProperty(name=name, description=desc, items=list(spec.items), default=str(spec.default))
+    return StringProperty(name=name, description=desc, default=str(spec.default))
 
 
 def _options_group(provider: Provider) -> type[bpy.types.PropertyGroup]:
@@ -48,11 +50,20 @@ def _options_group(provider: Provider) -> type[bpy.types.PropertyGroup]:
     )
 
 
-def _animation_flags(provider: Provider) -> Any:
-    items = [(str(c.action_id), c.name.replace("_", " "), f"Meshy action {c.action_id}", 1 << i)
-             for i, c in enumerate(provider.common_animations)]
-    return EnumProperty(name="Animations", description="Animations to add to the rigged character",
-                        items=items, options={"ENUM_FLAG"}, default=set())
+INPUTS = (
+    ("image", "Image", "A picture of the character", "IMAGE_DATA"),
+    ("mesh", "Selected Mesh", "Rig and animate the selected mesh(es)", "MESH_DATA"),
+    ("multi_image", "Several Images", "Views of one object from different angles", "RENDERLAYERS"),
+    ("text", "Text Prompt", "Describe the model", "FONT_DATA"),
+)
+
+
+def _input_items(self: Any, _context: Any) -> list[tuple[str, str, str, str, int]]:
+    provider = PROVIDERS.get(getattr(self, "provider", ""))
+    accepted = provider.inputs if provider else frozenset()
+    items = [(i, label, desc, icon, n) for n, (i, label, desc, icon) in enumerate(INPUTS) if i in accepted]
+    _input_items.cache = items  # type: ignore[attr-defined]  # Blender needs the strings kept alive
+    return items
 
 
 PROVIDERS = all_providers()
@@ -65,7 +76,16 @@ def _settings_annotations() -> dict[str, Any]:
             name="Provider",
             items=[(p.id, p.label, f"Generate with {p.label}") for p in PROVIDERS.values()],
         ),
+        "input": EnumProperty(name="Input", items=_input_items,
+                              description="What to send; each provider offers the inputs it accepts"),
         "source": EnumProperty(name="Image", items=SOURCES, default="AUTO"),
+        "mesh_facing": EnumProperty(name="Faces", items=FACINGS, default="-Y",
+                                    description="Which way the character looks; Meshy needs to know its front"),
+        "mesh_height_auto": BoolProperty(name="Height From Bounds", default=True,
+                                         description="Use the mesh's world-space height as the character height"),
+        "hide_original": BoolProperty(name="Hide Original", default=True,
+                                      description="Hide the original mesh when the rigged one arrives "
+                                      "(it is never deleted)"),
         "image_path": StringProperty(name="Image File", subtype="FILE_PATH",
                                      description="A PNG or JPEG (other formats are converted to PNG)"),
         "job_name": StringProperty(name="Name", description="Name of the job and of the imported collection "
@@ -73,10 +93,8 @@ def _settings_annotations() -> dict[str, Any]:
         "rig": BoolProperty(name="Rig & Animate", default=True,
                             description="Rig the generated model and add the chosen animations"),
     }
-    for pid, provider in PROVIDERS.items():
+    for pid in PROVIDERS:
         ann[f"{pid}_options"] = PointerProperty(type=OPTION_GROUPS[pid])
-        if provider.common_animations:
-            ann[f"{pid}_animations"] = _animation_flags(provider)
     return ann
 
 
@@ -84,9 +102,11 @@ class MARIONETTE_PG_settings(bpy.types.PropertyGroup):
     __annotations__ = _settings_annotations()
 
 
-def options_of(settings: Any, provider: Provider) -> dict[str, Any]:
+def options_of(settings: Any, provider: Provider, kind: str) -> dict[str, Any]:
+    """The option values the artist set, for the options that apply to this input kind."""
     group = getattr(settings, f"{provider.id}_options")
-    return {spec.name: getattr(group, spec.name) for spec in provider.options}
+    return {spec.name: getattr(group, spec.name) for spec in provider.options
+            if spec.inputs is None or kind in spec.inputs}
 
 
 classes = (*OPTION_GROUPS.values(), MARIONETTE_PG_settings)

@@ -37,6 +37,10 @@ def pump() -> float | None:
             changed.add(current.runner.events.get_nowait())
         except queue.Empty:
             break
+    from . import library
+
+    if library.pump():
+        changed.add("library")
     if changed:
         _redraw()
     _import_ready(current)

@@ -6,9 +6,10 @@ from typing import Any
 
 import bpy
 
+from ..core import catalog
 from ..core.models import Job, JobState
 from ..core.providers.base import OptionSpec, Provider
-from . import session, sources
+from . import jobs, library, session, sources
 
 STATE_ICONS = {
     JobState.PENDING: "TIME",
@@ -41,37 +42,90 @@ class MARIONETTE_PT_main(_Panel):
         layout.prop(props, "provider")
         if current.store.warning:
             layout.label(text=current.store.warning, icon="ERROR")
+        if len(provider.inputs - {"armature"}) > 1:
+            layout.prop(props, "input")
+        kind = props.input if props.input in provider.inputs else "image"
 
-        col = layout.column(align=True)
-        col.prop(props, "source")
-        if props.source in ("AUTO", "FILE"):
-            col.prop(props, "image_path", text="")
-        found, text = sources.describe(context, props)
-        col.label(text=text, icon="IMAGE_DATA" if found else "INFO")
+        if kind == "mesh":
+            _draw_mesh_source(layout, context, props)
+        else:
+            col = layout.column(align=True)
+            col.prop(props, "source")
+            if props.source in ("AUTO", "FILE"):
+                col.prop(props, "image_path", text="")
+            found, text = sources.describe(context, props)
+            col.label(text=text, icon="IMAGE_DATA" if found else "INFO")
         layout.prop(props, "job_name")
 
         box = layout.box()
         box.label(text=f"{provider.label} Options")
-        _draw_options(box, getattr(props, f"{provider.id}_options"), provider)
+        _draw_options(box, getattr(props, f"{provider.id}_options"), provider, kind)
 
-        if provider.supports_rig:
-            box = layout.box()
-            box.prop(props, "rig")
-            if props.rig and provider.common_animations:
-                box.label(text="Walking and Running come with the rig. Add:")
-                grid = box.grid_flow(columns=2, align=True)
-                grid.prop(props, f"{provider.id}_animations")
+        if provider.supports_rig and kind != "mesh":
+            layout.prop(props, "rig")
 
         problem = current.problem(provider.id)
         if problem:
             layout.label(text=problem, icon="ERROR")
-        layout.operator("marionette.generate", icon="ARMATURE_DATA")
+        if kind == "mesh":
+            layout.operator("marionette.rig_selected_mesh", icon="ARMATURE_DATA")
+        else:
+            layout.operator("marionette.generate", icon="ARMATURE_DATA")
+        if jobs.rigged_by_marionette(context.active_object):
+            layout.operator("marionette.add_animations", icon="ACTION")
 
 
-def _draw_options(layout: Any, group: Any, provider: Provider) -> None:
+def _draw_mesh_source(layout: Any, context: bpy.types.Context, props: Any) -> None:
+    col = layout.column(align=True)
+    meshes = [o for o in context.selected_objects if o.type == "MESH"]
+    if meshes:
+        names = ", ".join(o.name for o in meshes[:3]) + (" ..." if len(meshes) > 3 else "")
+        col.label(text=f"Selected: {names}", icon="MESH_DATA")
+    else:
+        col.label(text="Select the character's mesh(es)", icon="INFO")
+    col.prop(props, "mesh_facing")
+    col.prop(props, "mesh_height_auto")
+    if meshes and props.mesh_height_auto:
+        height = max(o.matrix_world.translation.z + o.dimensions.z for o in meshes) - min(
+            o.matrix_world.translation.z for o in meshes)
+        col.label(text=f"About {height:.2f} m tall (exact value measured on export)")
+    col.prop(props, "hide_original")
+
+
+class MARIONETTE_PT_animations(_Panel):
+    bl_idname = "MARIONETTE_PT_animations"
+    bl_label = "Animation Library"
+    bl_parent_id = "MARIONETTE_PT_main"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        props = getattr(context.scene, "marionette", None)
+        current = session.get_or_none()
+        return bool(props and current and current.providers[props.provider].supports_rig)
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        lib = library.library(context)
+        row = layout.row(align=True)
+        row.prop(lib, "search", text="", icon="VIEWZOOM")
+        row.prop(lib, "category", text="")
+        layout.template_list("MARIONETTE_UL_animations", "", lib, "items", lib, "index", rows=6)
+        row = layout.row(align=True)
+        op = row.operator("marionette.select_animations", text="Choose Shown")
+        op.select = True
+        op = row.operator("marionette.select_animations", text="Clear")
+        op.select = False
+        row.operator("marionette.refresh_animation_library", text="", icon="FILE_REFRESH")
+        count = sum(1 for item in lib.items if item.selected)
+        layout.label(text=f"{count} chosen: {catalog.cost(count)} credits (3 each); "
+                          "Walking and Running come with every rig", icon="INFO")
+        layout.label(text=library.status())
+
+
+def _draw_options(layout: Any, group: Any, provider: Provider, kind: str) -> None:
     col = layout.column()
     for spec in provider.options:
-        if not _visible(group, spec):
+        if (spec.inputs is not None and kind not in spec.inputs) or not _visible(group, spec):
             continue
         col.prop(group, spec.name)
 
@@ -147,4 +201,4 @@ def _wrapped(layout: Any, text: str, icon: str, width: int = 48) -> None:
         col.label(text=part, icon=icon if index == 0 else "BLANK1")
 
 
-classes = (MARIONETTE_PT_main, MARIONETTE_PT_jobs)
+classes = (MARIONETTE_PT_main, MARIONETTE_PT_animations, MARIONETTE_PT_jobs)

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-InputKind = Literal["image", "multi_image", "text", "mesh"]
+# "armature": more animations for a character Marionette rigged earlier (no new model, no new rig).
+InputKind = Literal["image", "multi_image", "text", "mesh", "armature"]
 
 
 class JobState(StrEnum):
@@ -30,6 +31,16 @@ class AnimationChoice(BaseModel):
     name: str
 
 
+class Placement(BaseModel):
+    """Where the result goes in the scene, recorded at submit time (Blender-side bookkeeping)."""
+
+    location: tuple[float, float, float] | None = None  # None: the 3D cursor at import time
+    rotation_z: float = 0.0  # radians, undoes the facing correction applied on export
+    source_objects: list[str] = Field(default_factory=list)  # the artist's mesh(es), hidden on import
+    hide_source: bool = True
+    target_armature: str | None = None  # "armature" jobs: the character that receives the animations
+
+
 class GenerationRequest(BaseModel):
     """What the artist asked for. Inputs are files copied into the job's folder at submit time."""
 
@@ -41,6 +52,7 @@ class GenerationRequest(BaseModel):
     rig: bool = False
     animations: list[AnimationChoice] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
+    placement: Placement = Field(default_factory=Placement)
 
 
 class TaskStatus(StrEnum):
@@ -66,6 +78,7 @@ class RemoteTask(BaseModel):
     result_urls: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
     error_code: str | None = None
+    submitted_at: float | None = None
 
 
 class Asset(BaseModel):

@@ -113,6 +113,7 @@ class JobContext:
             assert task is not None
             task.remote_id = remote_id
             task.status = TaskStatus.SUBMITTED
+            task.submitted_at = time.time()
 
         self.edit(record)
         log.info("job %s: %s task %s created", self.job_id, key, remote_id)

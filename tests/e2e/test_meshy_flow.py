@@ -17,6 +17,17 @@ from tests.emulator import Emulator
 IMAGE_POST = r"^/openapi/v1/image-to-3d$"
 
 
+def choose_animations(ext_api: ModuleType, ids: set[int]) -> None:
+    """Tick animations in the panel's library list (filled by the pump)."""
+    import importlib
+
+    importlib.import_module(ext_api.__name__.rpartition(".")[0] + ".blender.timer").pump()
+    items = bpy.context.window_manager.marionette_library.items
+    for item in items:
+        item.selected = item.action_id in ids
+    assert {i.action_id for i in items if i.selected} == ids
+
+
 def _scene_armatures() -> list[bpy.types.Object]:
     return [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
 
@@ -67,7 +78,7 @@ def test_generate_operator_from_reference_image(api: ModuleType, emulator: Emula
     bpy.context.scene.cursor.location = (1.0, 2.0, 0.0)
     props = bpy.context.scene.marionette
     props.rig = True
-    props.meshy_animations = {"0", "92"}
+    choose_animations(ext_api=api, ids={0, 92})
     props.meshy_options.height_meters = 1.5
     assert bpy.ops.marionette.generate() == {"FINISHED"}
     [job] = api.jobs()

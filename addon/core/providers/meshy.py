@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
 from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, JobState, RemoteTask
+from . import meshy_rigging
 from .base import OptionSpec, Provider, TaskSnapshot
 
 log = logging.getLogger(__name__)
@@ -40,35 +41,47 @@ COMMON_ANIMATIONS = (
 )
 
 # Endpoint paths by task key prefix.
-_PATHS = {"image": "/openapi/v1/image-to-3d", "rig": "/openapi/v1/rigging", "anim": "/openapi/v1/animations"}
+_PATHS = {"image": "/openapi/v1/image-to-3d", "rig": meshy_rigging.RIG_PATH, "anim": meshy_rigging.ANIMATION_PATH,
+          "remesh": meshy_rigging.REMESH_PATH}
 
-_IMAGE = frozenset({"image"})
+_GENERATE: frozenset[InputKind] = frozenset({"image", "multi_image", "text"})
+_MESH: frozenset[InputKind] = frozenset({"mesh"})
 
 
 class MeshyProvider(Provider):
     id: ClassVar[str] = "meshy"
     label: ClassVar[str] = "Meshy"
     default_base_url: ClassVar[str] = "https://api.meshy.ai"
-    inputs: ClassVar[frozenset[InputKind]] = frozenset({"image"})
+    inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "mesh", "armature"})
     supports_rig: ClassVar[bool] = True
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = COMMON_ANIMATIONS
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("ai_model", "AI Model", "enum", "latest", "Meshy model generation",
                    items=(("latest", "Latest (Meshy 6)", "Meshy's newest model"),
-                          ("meshy-6", "Meshy 6", ""), ("meshy-5", "Meshy 5", "Cheaper, older model"))),
-        OptionSpec("should_texture", "Texture", "bool", True, "Generate textures (costs more credits)"),
+                          ("meshy-6", "Meshy 6", ""), ("meshy-5", "Meshy 5", "Cheaper, older model")),
+                   inputs=_GENERATE),
+        OptionSpec("should_texture", "Texture", "bool", True, "Generate textures (costs more credits)",
+                   inputs=_GENERATE),
         OptionSpec("enable_pbr", "PBR Maps", "bool", False, "Metallic, roughness and normal maps",
-                   depends_on=("should_texture", True)),
-        OptionSpec("should_remesh", "Remesh", "bool", False, "Rebuild the topology"),
+                   depends_on=("should_texture", True), inputs=_GENERATE),
+        OptionSpec("should_remesh", "Remesh", "bool", False, "Rebuild the topology", inputs=_GENERATE),
+        OptionSpec("remesh_first", "Remesh First", "bool", False,
+                   "Remesh before rigging (needed over 300,000 faces; 5 credits)", inputs=_MESH),
         OptionSpec("topology", "Topology", "enum", "triangle", "Faces of the remeshed model",
                    items=(("triangle", "Triangles", ""), ("quad", "Quads", "")),
-                   depends_on=("should_remesh", True)),
+                   depends_on=("should_remesh", True), inputs=_GENERATE),
         OptionSpec("target_polycount", "Target Polycount", "int", 30000, "Faces after remeshing",
-                   min=100, max=300000, depends_on=("should_remesh", True)),
+                   min=100, max=300000, inputs=_GENERATE | _MESH),
         OptionSpec("pose_mode", "Pose", "enum", "a-pose", "Generate the character in this pose (helps rigging)",
-                   items=(("a-pose", "A-Pose", ""), ("t-pose", "T-Pose", ""), ("", "As In Image", ""))),
+                   items=(("a-pose", "A-Pose", ""), ("t-pose", "T-Pose", ""), ("", "As In Image", "")),
+                   inputs=_GENERATE),
         OptionSpec("height_meters", "Height (m)", "float", 1.7, "Character height for rigging",
-                   min=0.1, max=100.0),
+                   min=0.1, max=100.0, inputs=_GENERATE | _MESH),
+        OptionSpec("animation_fps", "Animation FPS", "enum", "0", "Resample the animations (Meshy post-process)",
+                   items=(("0", "As Made", "Keep Meshy's frame rate"), ("24", "24", ""), ("25", "25", ""),
+                          ("30", "30", ""), ("60", "60", ""))),
+        OptionSpec("rig_task_id", "Rig Task", "string", "", "The Meshy rig task of the character",
+                   inputs=frozenset({"armature"})),
     )
 
     @staticmethod
@@ -84,6 +97,10 @@ class MeshyProvider(Provider):
 
     def cost(self, request: GenerationRequest) -> float | None:
         opts = request.options
+        if request.kind == "armature":
+            return 3 * len(request.animations)
+        if request.kind == "mesh":
+            return (5 if opts.get("remesh_first") else 0) + 5 + 3 * len(request.animations)
         new_model = opts.get("ai_model", "latest") in ("latest", "meshy-6")
         textured = bool(opts.get("should_texture", True))
         model = (30 if textured else 20) if new_model else (15 if textured else 5)
@@ -95,74 +112,28 @@ class MeshyProvider(Provider):
 
     def run(self, ctx: Any) -> None:
         request: GenerationRequest = ctx.request
-        opts = request.options
-        n_anims = len(request.animations)
-
+        if request.kind == "mesh":
+            meshy_rigging.run_mesh(ctx)
+            return
+        if request.kind == "armature":
+            meshy_rigging.run_add_animations(ctx)
+            return
         ctx.set_stage("Model: submitting", 0.0)
         model_id = ctx.submit_once("image", "Model", lambda: self._create_image_task(ctx))
+        end = 0.5 if request.rig else 0.9
         ctx.poll(["image"], lambda t: self._fetch(ctx, t),
-                 on_change=lambda job: self._stage(ctx, "Model", "image", 0.0, 0.5 if request.rig else 0.9))
+                 on_change=lambda job: meshy_rigging.stage(ctx, "Model", "image", 0.0, end))
         if not request.rig:
-            model = ctx.job().task("image")
-            url = model.result_urls.get("glb")
+            url = ctx.job().task("image").result_urls.get("glb")
             if not url:
                 raise ProviderError("Meshy finished the model but gave no GLB link")
-            ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task="image")])
+            ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task="image")],
+                                refresh_url=lambda a: self._refresh(ctx, a))
             return
-
-        ctx.set_stage("Rig: submitting", 0.5)
-        rig_id = ctx.submit_once("rig", "Rig", lambda: self._create(ctx, "rig", {
-            "input_task_id": model_id, "height_meters": float(opts.get("height_meters", 1.7))}))
-        ctx.poll(["rig"], lambda t: self._fetch(ctx, t),
-                 on_change=lambda job: self._stage(ctx, "Rig", "rig", 0.5, 0.65))
-
-        keys = []
-        for index, choice in enumerate(request.animations):
-            key = f"anim:{choice.action_id}"
-            ctx.set_stage(f"Animation {index + 1} of {n_anims}: submitting", 0.65)
-            ctx.submit_once(key, choice.name, lambda choice=choice: self._create(ctx, "anim", {
-                "rig_task_id": rig_id, "action_id": choice.action_id}))
-            keys.append(key)
-        if keys:
-            ctx.poll(keys, lambda t: self._fetch(ctx, t), on_change=lambda job: self._anim_stage(ctx, keys))
-        ctx.download_assets(self._rig_assets(ctx, keys), refresh_url=lambda a: self._refresh(ctx, a))
-
-    def _stage(self, ctx: Any, label: str, key: str, start: float, end: float) -> None:
-        task = ctx.job().task(key)
-        if task is None:
-            return
-        queued = f"{label}: queued ({task.queue_position} ahead)"
-        text = queued if task.queue_position else f"{label}: {task.progress}%"
-        ctx.set_stage(text, start + (end - start) * task.progress / 100)
-
-    def _anim_stage(self, ctx: Any, keys: list[str]) -> None:
-        job = ctx.job()
-        tasks = [job.task(k) for k in keys]
-        done = sum(1 for t in tasks if t and t.progress >= 100)
-        mean = sum(t.progress for t in tasks if t) / max(1, len(tasks))
-        current = min(done + 1, len(keys))
-        ctx.set_stage(f"Animation {current} of {len(keys)}: {int(mean)}%", 0.65 + 0.25 * mean / 100)
-
-    def _rig_assets(self, ctx: Any, anim_keys: list[str]) -> list[Asset]:
-        job = ctx.job()
-        rig = job.task("rig")
-        urls = rig.result_urls
-        main = urls.get("rigged_character_glb_url") or urls.get("rigged_character_fbx_url")
-        if not main:
-            raise ProviderError("Meshy finished rigging but gave no rigged character link")
-        assets = [Asset(key="rigged", role="rigged", name="Character", url=main, source_task="rig")]
-        for basic, name in (("walking_glb_url", "Walking"), ("running_glb_url", "Running")):
-            if urls.get(basic):
-                assets.append(Asset(key=f"anim:{name}", role="animation", name=name, url=urls[basic],
-                                    source_task="rig"))
-        names = {f"anim:{c.action_id}": c.name for c in ctx.request.animations}
-        for key in anim_keys:
-            task = job.task(key)
-            url = task.result_urls.get("animation_glb_url") or task.result_urls.get("animation_fbx_url")
-            if not url:
-                raise ProviderError(f"Meshy finished the animation {names[key]} but gave no file link")
-            assets.append(Asset(key=key, role="animation", name=names[key], url=url, source_task=key))
-        return assets
+        rig_id = meshy_rigging.rig(ctx, {"input_task_id": model_id}, start=0.5, end=0.65)
+        keys = meshy_rigging.animate(ctx, rig_id, request.animations, start=0.65, end=0.9)
+        assets = meshy_rigging.character_assets(ctx) + meshy_rigging.animation_assets(ctx, keys)
+        ctx.download_assets(assets, refresh_url=lambda a: self._refresh(ctx, a))
 
     # -- wire format -------------------------------------------------------------------------------
 
@@ -187,18 +158,7 @@ class MeshyProvider(Provider):
         return self._create(ctx, "image", body)
 
     def _create(self, ctx: Any, kind: str, body: dict[str, Any]) -> str:
-        try:
-            response = ctx.client.request("POST", _PATHS[kind], json=body)
-        except ProviderError as exc:
-            if exc.status == 422 and kind == "rig":
-                raise ProviderError(
-                    "Meshy could not find a humanoid pose in this model (422). Rigging works on clear, "
-                    "textured, two-legged characters standing upright.", status=422) from exc
-            raise
-        result = response.json().get("result")
-        if not isinstance(result, str) or not result:
-            raise ProviderError(f"Meshy accepted the request but returned no task id: {response.text[:200]}")
-        return result
+        return meshy_rigging.create(ctx, _PATHS[kind], body)
 
     def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
         path = _PATHS[task.key.split(":", 1)[0]]
@@ -207,13 +167,11 @@ class MeshyProvider(Provider):
 
     def _refresh(self, ctx: Any, asset: Asset) -> str:
         """A fresh signed URL for an asset whose link expired: re-read its task."""
-        task = ctx.job().task(asset.source_task)
-        snap = self._fetch(ctx, task)
-        old_name = asset.url.split("?", 1)[0].rsplit("/", 1)[-1]
-        for url in snap.result_urls.values():
-            if url.split("?", 1)[0].rsplit("/", 1)[-1] == old_name:
-                return url
-        raise ProviderError(f"Meshy no longer offers {asset.name}; results are kept for 3 days")
+        if asset.source_task == "image":
+            snap = self._fetch(ctx, ctx.job().task("image"))
+            if snap.result_urls.get("glb"):
+                return snap.result_urls["glb"]
+        return meshy_rigging.refresh_url(ctx, asset)
 
     def cancel_remote(self, ctx: Any) -> None:
         for task in ctx.job().tasks:

@@ -1,0 +1,200 @@
+"""Meshy's rigging and animation endpoints, shared by every Meshy pipeline that ends in a character:
+image -> model -> rig, selected mesh -> (remesh) -> rig, and "add animations" to a rig made earlier.
+
+Rigging: POST /openapi/v1/rigging with input_task_id or model_url (a GLB data URI), height_meters.
+Animations: POST /openapi/v1/animations per action with rig_task_id, action_id, optional post_process.
+Rig tasks are kept by Meshy for 3 days; animations can be added to a rig only while it exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from ..errors import InputError, ProviderError
+from ..models import AnimationChoice, Asset, GenerationRequest, RemoteTask
+from .base import TaskSnapshot
+
+RIG_PATH = "/openapi/v1/rigging"
+ANIMATION_PATH = "/openapi/v1/animations"
+REMESH_PATH = "/openapi/v1/remesh"
+RIG_RETENTION_SECONDS = 3 * 24 * 3600
+MAX_RIG_FACES = 300_000
+FPS_CHOICES = (24, 25, 30, 60)
+
+_PATHS = {"rig": RIG_PATH, "anim": ANIMATION_PATH, "remesh": REMESH_PATH}
+
+
+def glb_data_uri(data: bytes) -> str:
+    return "data:application/octet-stream;base64," + base64.b64encode(data).decode("ascii")
+
+
+def png_data_uri(data: bytes) -> str:
+    kind = "jpeg" if data[:3] == b"\xff\xd8\xff" else "png"
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
+
+
+def path_for(task: RemoteTask) -> str:
+    return _PATHS[task.key.split(":", 1)[0]]
+
+
+def fetch(ctx: Any, task: RemoteTask) -> TaskSnapshot:
+    from .meshy import snapshot  # the one Meshy task-object mapping
+
+    return snapshot(ctx.client.request("GET", f"{path_for(task)}/{task.remote_id}").json())
+
+
+def create(ctx: Any, path: str, body: dict[str, Any]) -> str:
+    try:
+        response = ctx.client.request("POST", path, json=body)
+    except ProviderError as exc:
+        if exc.status == 422 and path == RIG_PATH:
+            raise ProviderError(
+                "Meshy could not find a humanoid pose in this model (422). Rigging works on clear, "
+                "textured, two-legged characters standing upright.", status=422) from exc
+        if exc.status == 404 and path == ANIMATION_PATH:
+            raise ProviderError(
+                "Meshy no longer keeps this character's rig (rig tasks are kept 3 days): rig the "
+                "character again to add animations.", status=404) from exc
+        raise
+    result = response.json().get("result")
+    if not isinstance(result, str) or not result:
+        raise ProviderError(f"Meshy accepted the request but returned no task id: {response.text[:200]}")
+    return result
+
+
+def stage(ctx: Any, label: str, key: str, start: float, end: float) -> None:
+    task = ctx.job().task(key)
+    if task is None:
+        return
+    queued = f"{label}: queued ({task.queue_position} ahead)"
+    text = queued if task.queue_position else f"{label}: {task.progress}%"
+    ctx.set_stage(text, start + (end - start) * task.progress / 100)
+
+
+def animation_body(rig_id: str, choice: AnimationChoice, fps: int) -> dict[str, Any]:
+    body: dict[str, Any] = {"rig_task_id": rig_id, "action_id": choice.action_id}
+    if fps:
+        body["post_process"] = {"operation_type": "change_fps", "fps": fps}
+    return body
+
+
+def rig(ctx: Any, rig_input: dict[str, Any], *, start: float, end: float) -> str:
+    """Create (once) and wait for the rig task; returns its id."""
+    ctx.set_stage("Rig: submitting", start)
+    body = {**rig_input, "height_meters": float(ctx.request.options.get("height_meters", 1.7))}
+    rig_id: str = ctx.submit_once("rig", "Rig", lambda: create(ctx, RIG_PATH, body))
+    ctx.poll(["rig"], lambda t: fetch(ctx, t), on_change=lambda job: stage(ctx, "Rig", "rig", start, end))
+    return rig_id
+
+
+def animate(ctx: Any, rig_id: str, choices: list[AnimationChoice], *, start: float, end: float) -> list[str]:
+    """Create (once) one animation task per choice and wait for all; returns their task keys."""
+    fps = int(ctx.request.options.get("animation_fps", 0) or 0)
+    keys = []
+    for index, choice in enumerate(choices):
+        key = f"anim:{choice.action_id}"
+        ctx.set_stage(f"Animation {index + 1} of {len(choices)}: submitting", start)
+        body = animation_body(rig_id, choice, fps)
+        ctx.submit_once(key, choice.name, lambda body=body: create(ctx, ANIMATION_PATH, body))
+        keys.append(key)
+    if keys:
+        def progress(job: Any) -> None:
+            tasks = [job.task(k) for k in keys]
+            done = sum(1 for t in tasks if t and t.progress >= 100)
+            mean = sum(t.progress for t in tasks if t) / len(tasks)
+            ctx.set_stage(f"Animation {min(done + 1, len(keys))} of {len(keys)}: {int(mean)}%",
+                          start + (end - start) * mean / 100)
+
+        ctx.poll(keys, lambda t: fetch(ctx, t), on_change=progress)
+    return keys
+
+
+def animation_assets(ctx: Any, keys: list[str]) -> list[Asset]:
+    job = ctx.job()
+    names = {f"anim:{c.action_id}": c.name for c in ctx.request.animations}
+    assets = []
+    for key in keys:
+        urls = job.task(key).result_urls
+        url = (urls.get("processed_animation_fps_fbx_url") if ctx.request.options.get("animation_fps") else None) \
+            or urls.get("animation_glb_url") or urls.get("animation_fbx_url")
+        if not url:
+            raise ProviderError(f"Meshy finished the animation {names[key]} but gave no file link")
+        assets.append(Asset(key=key, role="animation", name=names[key], url=url, source_task=key))
+    return assets
+
+
+def character_assets(ctx: Any) -> list[Asset]:
+    """The rigged character and Meshy's basic walking/running that come with every rig."""
+    urls = ctx.job().task("rig").result_urls
+    main = urls.get("rigged_character_glb_url") or urls.get("rigged_character_fbx_url")
+    if not main:
+        raise ProviderError("Meshy finished rigging but gave no rigged character link")
+    assets = [Asset(key="rigged", role="rigged", name="Character", url=main, source_task="rig")]
+    for basic, name in (("walking_glb_url", "Walking"), ("running_glb_url", "Running")):
+        if urls.get(basic):
+            assets.append(Asset(key=f"anim:{name}", role="animation", name=name, url=urls[basic],
+                                source_task="rig"))
+    return assets
+
+
+def refresh_url(ctx: Any, asset: Asset) -> str:
+    """A fresh signed URL for an asset whose link expired: re-read the task it came from."""
+    snap = fetch(ctx, ctx.job().task(asset.source_task))
+    old_name = asset.url.split("?", 1)[0].rsplit("/", 1)[-1]
+    for url in snap.result_urls.values():
+        if url.split("?", 1)[0].rsplit("/", 1)[-1] == old_name:
+            return url
+    raise ProviderError(f"Meshy no longer offers {asset.name}; results are kept for 3 days")
+
+
+def run_mesh(ctx: Any) -> None:
+    """Selected mesh -> (remesh when asked) -> rig -> animations -> downloads.
+
+    Inputs: the mesh as GLB (facing glTF +Z), and optionally its base color texture (PNG/JPEG).
+    """
+    request: GenerationRequest = ctx.request
+    opts = request.options
+    glb = ctx.input_path(0).read_bytes()
+    rig_input: dict[str, Any]
+    if opts.get("remesh_first"):
+        ctx.set_stage("Remesh: submitting", 0.0)
+        remesh_body = {"model_url": glb_data_uri(glb), "target_formats": ["glb"],
+                       "topology": opts.get("topology", "triangle"),
+                       "target_polycount": int(opts.get("target_polycount", 30000))}
+        remesh_id = ctx.submit_once("remesh", "Remesh", lambda: create(ctx, REMESH_PATH, remesh_body))
+        ctx.poll(["remesh"], lambda t: fetch(ctx, t),
+                 on_change=lambda job: stage(ctx, "Remesh", "remesh", 0.0, 0.3))
+        rig_input = {"input_task_id": remesh_id}
+        start = 0.3
+    else:
+        rig_input = {"model_url": glb_data_uri(glb)}
+        start = 0.0
+    if len(request.inputs) > 1:
+        rig_input["texture_image_url"] = png_data_uri(ctx.input_path(1).read_bytes())
+    rig_id = rig(ctx, rig_input, start=start, end=0.55)
+    keys = animate(ctx, rig_id, request.animations, start=0.55, end=0.9)
+    assets = character_assets(ctx) + animation_assets(ctx, keys)
+    ctx.download_assets(assets, refresh_url=lambda a: refresh_url(ctx, a))
+
+
+def run_add_animations(ctx: Any) -> None:
+    """More animations for a rig made earlier (options: rig_task_id, rig_created_at)."""
+    request: GenerationRequest = ctx.request
+    rig_id = str(request.options.get("rig_task_id") or "")
+    if not rig_id:
+        raise InputError("This character has no Meshy rig task: rig it with Marionette first")
+    keys = animate(ctx, rig_id, request.animations, start=0.0, end=0.9)
+    ctx.download_assets(animation_assets(ctx, keys), refresh_url=lambda a: refresh_url(ctx, a))
+
+
+def check_rig_age(created_at: float | None, now: float | None = None) -> None:
+    """Refuse before paying when the rig is older than Meshy keeps rig tasks."""
+    if not created_at:
+        return
+    age = (now or time.time()) - created_at
+    if age > RIG_RETENTION_SECONDS:
+        days = age / 86400
+        raise InputError(f"This character was rigged {days:.1f} days ago and Meshy keeps rig tasks for 3 days: "
+                         "rig it again to add animations.")
