@@ -11,6 +11,7 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bpy
 import numpy as np
@@ -133,7 +134,7 @@ def base_color_image(objects: list[bpy.types.Object]) -> bpy.types.Image | None:
     for obj in objects:
         for slot in obj.material_slots:
             mat = slot.material
-            if not mat or not mat.use_nodes or not mat.node_tree:
+            if not mat or not mat.node_tree:  # use_nodes is deprecated in 5.0; node_tree tells
                 continue
             for node in mat.node_tree.nodes:
                 if node.type != "BSDF_PRINCIPLED":
@@ -147,7 +148,8 @@ def base_color_image(objects: list[bpy.types.Object]) -> bpy.types.Image | None:
 
 def face_count(context: bpy.types.Context, objects: list[bpy.types.Object]) -> int:
     depsgraph = context.evaluated_depsgraph_get()
-    return sum(len(obj.evaluated_get(depsgraph).data.polygons) for obj in objects)
+    meshes: list[Any] = [obj.evaluated_get(depsgraph).data for obj in objects]
+    return sum(len(mesh.polygons) for mesh in meshes)
 
 
 def export_meshes(context: bpy.types.Context, objects: list[bpy.types.Object], facing: str) -> MeshExport:
@@ -164,7 +166,7 @@ def export_meshes(context: bpy.types.Context, objects: list[bpy.types.Object], f
     primary = context.active_object if context.active_object in objects else objects[0]
     origin = primary.matrix_world.translation.copy()
     angle = FACING_ROTATION[facing]
-    to_export = Matrix.Rotation(angle, 4, "Z") @ Matrix.Translation(-origin)
+    to_export = Matrix.Rotation(angle, 4, "Z") @ Matrix.Translation((-origin.x, -origin.y, -origin.z))
     depsgraph = context.evaluated_depsgraph_get()
     scene = context.scene
     collection = bpy.data.collections.new("Marionette Export")
@@ -220,10 +222,12 @@ def _gltf_bytes(context: bpy.types.Context, obj: bpy.types.Object) -> bytes:
             "export_skins": False, "export_morph": False, "export_apply": True, "export_yup": True,
             "export_materials": "EXPORT", "export_cameras": False, "export_lights": False,
         }
-        props = bpy.ops.export_scene.gltf.get_rna_type().properties
-        kwargs = {k: v for k, v in wanted.items() if k in props}
+        # Options differ between 4.2 and 5.0: pass only those this Blender's exporter knows.
+        export: Any = bpy.ops.export_scene.gltf
+        known = export.get_rna_type().properties
+        kwargs = {k: v for k, v in wanted.items() if k in known}
         with context.temp_override(active_object=obj, selected_objects=[obj]):
-            result = bpy.ops.export_scene.gltf(**kwargs)
+            result = export(**kwargs)
         if "FINISHED" not in result or not path.is_file():
             raise InputError("Blender's glTF exporter could not export the mesh")
         return path.read_bytes()

@@ -59,14 +59,14 @@ def visible(item: Any, search: str, category: str) -> bool:
 
 class MARIONETTE_UL_animations(bpy.types.UIList):
     def draw_item(self, context: Any, layout: Any, data: Any, item: Any, icon: Any, active_data: Any,
-                  active_propname: str, index: int = 0, flt_flag: int = 0) -> None:
+                  active_property: Any, index: Any = 0, flt_flag: Any = 0) -> None:
         row = layout.row(align=True)
         row.prop(item, "selected", text="")
         row.label(text=item.label)
         if item.category:
             row.label(text=item.sub_category or item.category)
 
-    def filter_items(self, context: Any, data: Any, propname: str) -> tuple[list[int], list[int]]:
+    def filter_items(self, context: Any, data: Any, propname: str) -> Any:  # (flags, order) as Blender wants
         items = getattr(data, propname)
         flags = [self.bitflag_filter_item if visible(i, data.search, data.category) else 0 for i in items]
         return flags, []
@@ -154,7 +154,10 @@ def pump() -> bool:
             log.exception("fetching the animation library failed")
             _state["error"] = f"{exc.__class__.__name__}: {exc}"
         changed = True
-    if _state["synced"] is not _state["catalog"]:
+    # Loading a .blend file replaces the window manager (and empties the list): sync again then too.
+    lib = library() if bpy.context.window_manager is not None else None
+    if lib is not None and (_state["synced"] is not _state["catalog"]
+                            or len(lib.items) != len(_state["catalog"].entries)):
         _sync(_state["catalog"])
         changed = True
     return changed

@@ -129,7 +129,9 @@ class MARIONETTE_OT_add_animations(bpy.types.Operator):
         props = _settings(context)
         provider = session.get().providers["meshy"]
         try:
-            job = jobs.submit_add_animations(context.active_object, library.chosen(context),
+            armature = context.active_object
+            assert armature is not None  # poll checked
+            job = jobs.submit_add_animations(armature, library.chosen(context),
                                              options=settings.options_of(props, provider, "armature"))
         except MarionetteError as exc:
             self.report({"ERROR"}, str(exc))

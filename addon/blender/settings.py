@@ -61,7 +61,8 @@ INPUTS = (
 def _input_items(self: Any, _context: Any) -> list[tuple[str, str, str, str, int]]:
     provider = PROVIDERS.get(getattr(self, "provider", ""))
     accepted = provider.inputs if provider else frozenset()
-    items = [(i, label, desc, icon, n) for n, (i, label, desc, icon) in enumerate(INPUTS) if i in accepted]
+    items: list[tuple[str, str, str, str, int]] = [
+        (i, label, desc, icon, n) for n, (i, label, desc, icon) in enumerate(INPUTS) if i in accepted]
     _input_items.cache = items  # type: ignore[attr-defined]  # Blender needs the strings kept alive
     return items
 

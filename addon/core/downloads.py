@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB: far above any character, far below a full disk
+_SUFFIX = {"glb": ".glb", "fbx": ".fbx", "png": ".png", "jpeg": ".jpg"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
@@ -102,6 +103,10 @@ def download(
         part.unlink(missing_ok=True)
         wanted = "/".join(e.upper() for e in expect)
         raise DownloadError(f"The downloaded file is not a valid {wanted} (got {kind or 'unknown data'})")
+    # Name the file after what it is, not what the link said (an importer picks by extension too).
+    suffix = _SUFFIX[str(kind)]
+    if dest.suffix.lower() not in ((suffix, ".jpeg") if kind == "jpeg" else (suffix,)):
+        dest = dest.with_suffix(suffix)
     os.replace(part, dest)
     log.info("downloaded %s (%d bytes)", dest.name, dest.stat().st_size)
     return dest

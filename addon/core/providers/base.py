@@ -6,14 +6,28 @@ wire format.
 
 from __future__ import annotations
 
+import json
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..errors import InputError
+from ..formats import sniff_bytes
 from ..models import AnimationChoice, GenerationRequest, InputKind, JobState
 
-OptionKind = Literal["enum", "bool", "int", "float", "string"]
+if TYPE_CHECKING:
+    from ..http import ApiClient
+
+# "ints": a short list of whole numbers (e.g. a bounding box), "names": a list of names (e.g. motions).
+# Both also accept text ("100, 200, 150" or a JSON array), so a plain text field can carry them, and
+# both default to "" (not set).
+OptionKind = Literal["enum", "bool", "int", "float", "string", "ints", "names"]
+# What a provider's result is: a static model, a rigged (and animated) character, or 2D images.
+Output = Literal["model", "character", "images"]
+
+_SPLIT = re.compile(r"[\s,;]+")
 
 
 @dataclass(frozen=True)
@@ -31,8 +45,13 @@ class OptionSpec:
     # Shown only when another option has this value, e.g. ("should_remesh", True).
     depends_on: tuple[str, Any] | None = None
     inputs: frozenset[InputKind] | None = None  # None: every input kind
+    length: int | None = None  # "ints": exactly this many values
 
     def check(self, value: Any) -> Any:
+        if self.kind == "ints":
+            return self._check_ints(value)
+        if self.kind == "names":
+            return self._check_names(value)
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise InputError(f"Option {self.name} must be true or false, not {value!r}")
@@ -51,6 +70,61 @@ class OptionSpec:
         elif not isinstance(value, str):
             raise InputError(f"Option {self.name} must be text, not {value!r}")
         return value
+
+    def _items(self, value: Any) -> list[Any] | None:
+        """The list behind a list option's value; None when it is not set."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            if text.startswith("["):
+                try:
+                    parsed = json.loads(text)
+                except ValueError:
+                    raise InputError(f"Option {self.name} is not a valid list: {value!r}") from None
+                if not isinstance(parsed, list):
+                    raise InputError(f"Option {self.name} must be a list, not {value!r}")
+                return parsed
+            return [part for part in _SPLIT.split(text) if part]
+        if isinstance(value, list | tuple):
+            return list(value)
+        raise InputError(f"Option {self.name} must be a list, not {value!r}")
+
+    def _check_ints(self, value: Any) -> list[int] | None:
+        items = self._items(value)
+        if items is None:
+            return None
+        numbers: list[int] = []
+        for item in items:
+            if isinstance(item, str) and re.fullmatch(r"[+-]?\d+", item.strip()):
+                item = int(item)
+            if isinstance(item, bool) or not isinstance(item, int | float) or int(item) != item:
+                raise InputError(f"Option {self.name} takes whole numbers, not {item!r}")
+            numbers.append(int(item))
+        if self.length is not None and len(numbers) != self.length:
+            raise InputError(f"Option {self.name} takes {self.length} numbers, not {len(numbers)}")
+        for number in numbers:
+            if (self.min is not None and number < self.min) or (self.max is not None and number > self.max):
+                low = "" if self.min is None else f" at least {self.min:g}"
+                high = "" if self.max is None else f" at most {self.max:g}"
+                joined = " and".join(x for x in (low, high) if x)
+                raise InputError(f"Option {self.name}: every number must be{joined}, not {number}")
+        return numbers
+
+    def _check_names(self, value: Any) -> list[str]:
+        items = self._items(value)
+        if items is None:
+            return []
+        names: list[str] = []
+        for item in items:
+            if not isinstance(item, str):
+                raise InputError(f"Option {self.name} takes names, not {item!r}")
+            name = item.strip()
+            if name and name not in names:
+                names.append(name)
+        return names
 
 
 @dataclass(frozen=True)
@@ -74,6 +148,14 @@ class Provider(ABC):
     options: ClassVar[tuple[OptionSpec, ...]] = ()
     supports_rig: ClassVar[bool] = False
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = ()
+    # What the result is (the Blender side imports a model/character, or loads images).
+    outputs: ClassVar[frozenset[Output]] = frozenset({"model", "character"})
+    # Most images a "multi_image" job takes ("image" jobs take exactly one).
+    max_images: ClassVar[int] = 1
+    # Longest prompt the provider accepts (None: no documented limit).
+    prompt_max_chars: ClassVar[int | None] = None
+    # What balance() counts.
+    balance_unit: ClassVar[str] = "credits"
 
     @staticmethod
     @abstractmethod
@@ -103,6 +185,54 @@ class Provider(ABC):
             raise InputError(f"{self.label} cannot rig a model")
         if request.animations and not request.rig:
             raise InputError("Animations need the model to be rigged: turn on Rig & animate")
+        self.check_prompt(request)
+
+    def check_prompt(self, request: GenerationRequest) -> None:
+        """A text job needs a prompt; no prompt may be longer than the provider takes."""
+        prompt = (request.prompt or "").strip()
+        if request.kind == "text" and not prompt:
+            raise InputError(f"{self.label} needs a prompt describing the model")
+        limit = self.prompt_max_chars
+        if limit is not None and len(prompt) > limit:
+            raise InputError(f"{self.label} takes prompts of up to {limit} characters (this one has {len(prompt)})")
+
+    def image_count(self, kind: InputKind) -> tuple[int, int]:
+        """(fewest, most) images a job of this input kind takes."""
+        if kind == "image":
+            return 1, 1
+        if kind == "multi_image":
+            return 1, self.max_images
+        return 0, 0
+
+    def check_files(self, kind: InputKind, files: Sequence[bytes]) -> None:
+        """Refuse a wrong number of images, or images that are not PNG/JPEG, before anything is sent.
+
+        For image kinds only; the runner does not call this (it validates before the files are
+        copied), so pipelines call it on their inputs before their first request.
+        """
+        if kind not in ("image", "multi_image"):
+            return
+        low, high = self.image_count(kind)
+        if not low <= len(files) <= high:
+            wanted = f"{low}" if low == high else f"{low} to {high}"
+            raise InputError(f"{self.label} takes {wanted} image{'s' if high > 1 else ''}, not {len(files)}")
+        for index, data in enumerate(files):
+            if sniff_bytes(data[:32]) not in ("png", "jpeg"):
+                raise InputError(f"{self.label} takes PNG or JPEG images; image {index + 1} is neither")
+
+    def input_files(self, ctx: Any) -> list[bytes]:
+        """The job's input files, checked with check_files."""
+        request: GenerationRequest = ctx.request
+        files = [ctx.input_path(i).read_bytes() for i in range(len(request.inputs))]
+        self.check_files(request.kind, files)
+        return files
+
+    def balance(self, client: ApiClient) -> float | None:
+        """The account's remaining credits (in balance_unit), or None when the provider has no such call.
+
+        Blocking HTTP: call it from a worker thread, never from Blender's main thread.
+        """
+        return None
 
     def cost(self, request: GenerationRequest) -> float | None:
         """Credits the request will spend, from the provider's documented prices."""
