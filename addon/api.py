@@ -24,7 +24,10 @@ from .core.models import AnimationChoice, InputKind, JobInfo, JobState
 from .core.providers.base import Provider
 from .core.runner import InputFile
 
-__all__ = ["JobInfo", "JobState", "add_animations", "cancel", "get", "import_result", "jobs", "submit", "wait"]
+__all__ = [
+    "JobInfo", "JobState", "add_animations", "cancel", "get", "import_result", "jobs", "recover", "retry", "submit",
+    "wait",
+]
 
 ImageArg = str | Path | bpy.types.Image
 
@@ -133,6 +136,16 @@ def _animations(provider: Provider, wanted: Iterable[int | str]) -> list[Animati
         if choice not in chosen:
             chosen.append(choice)
     return chosen
+
+
+def retry(job_id: str) -> JobInfo:
+    """Run a failed or cancelled job again; finished provider tasks are reused, not paid again."""
+    return JobInfo.of(_jobs.retry(job_id))
+
+
+def recover(provider: str, task_id: str, name: str | None = None) -> str:
+    """Download and import the result of a task made elsewhere, by its id. Returns the new job's id."""
+    return _jobs.recover(provider, task_id, name or "").id
 
 
 def get(job_id: str) -> JobInfo:

@@ -184,6 +184,9 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
 
     job = current.store.update(job_id, record)
     current.runner.events.put(job_id)
+    prefs = current.preferences()
+    if getattr(prefs, "mark_as_asset", False):
+        mark_as_asset(job)
     log.info("imported job %s: %s", job_id, ", ".join(result.objects))
     return job
 
@@ -212,6 +215,54 @@ def _import_added_animations(job: Job, animations: list[tuple[str, Path]], ctx: 
 
 def _xyz(vector: Any) -> tuple[float, float, float]:
     return (float(vector.x), float(vector.y), float(vector.z))
+
+
+def retry(job_id: str) -> Job:
+    current = session.get()
+    job = current.store.get(job_id)
+    problem = current.problem(job.provider)
+    if problem:
+        raise ConfigError(problem)
+    current.runner.online_access = bpy.app.online_access
+    job = current.runner.retry(job_id, current.config(job.provider))
+    current.auto_import.add(job_id)
+    timer.ensure_running()
+    return job
+
+
+def recover(provider_id: str, task_id: str, name: str = "") -> Job:
+    """Download and import the result of a task generated elsewhere, while the provider keeps it."""
+    current = session.get()
+    if provider_id not in current.providers:
+        raise InputError(f"Unknown provider {provider_id!r}; known: {', '.join(current.providers)}")
+    problem = current.problem(provider_id)
+    if problem:
+        raise ConfigError(problem)
+    task_id = task_id.strip()
+    if not task_id:
+        raise InputError("Paste the task id to recover")
+    current.runner.online_access = bpy.app.online_access
+    job = current.runner.recover(provider_id, task_id, name, current.config(provider_id))
+    current.auto_import.add(job.id)
+    timer.ensure_running()
+    return job
+
+
+def mark_as_asset(job: Job) -> None:
+    """Mark the imported character's collection as an asset, with the job's picture as its preview."""
+    collection = bpy.data.collections.get(job.collection or "")
+    if collection is None:
+        return
+    collection.asset_mark()
+    if job.thumbnail and Path(job.thumbnail).is_file():
+        with bpy.context.temp_override(id=collection):
+            try:
+                bpy.ops.ed.lib_id_load_custom_preview(filepath=job.thumbnail)
+            except RuntimeError as exc:  # no preview is better than no asset
+                log.info("no asset preview for %s: %s", collection.name, exc)
+    if collection.asset_data is not None:
+        collection.asset_data.description = f"Made by Marionette with {job.provider} (job {job.id})"
+        collection.asset_data.tags.new("Marionette", skip_if_exists=True)
 
 
 def forget(job_id: str) -> None:

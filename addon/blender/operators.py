@@ -232,6 +232,70 @@ class MARIONETTE_OT_import_job(_JobOperator):
         return f"Marionette: imported {job.collection} ({len(job.actions)} animations)"
 
 
+class MARIONETTE_OT_retry_job(_JobOperator):
+    """Run a failed or cancelled Marionette job again: finished provider tasks are reused, failed ones are sent
+    again (and may cost credits)"""
+
+    bl_idname = "marionette.retry_job"
+    bl_label = "Retry Marionette Job"
+
+    def run(self, context: bpy.types.Context) -> str:
+        job = jobs.retry(self.job_id)
+        return f"Marionette: retrying {job.request.name}"
+
+
+class MARIONETTE_OT_copy_task_id(_JobOperator):
+    """Copy the provider task ids of a Marionette job to the clipboard"""
+
+    bl_idname = "marionette.copy_task_id"
+    bl_label = "Copy Marionette Task ID"
+
+    def run(self, context: bpy.types.Context) -> str:
+        job = session.get().store.get(self.job_id)
+        ids = [t.remote_id for t in job.tasks if t.remote_id]
+        if not ids:
+            return "Marionette: this job has no provider task yet"
+        context.window_manager.clipboard = "\n".join(ids)
+        return f"Marionette: copied {', '.join(ids)}"
+
+
+def _recover_providers(_self: Any, _context: Any) -> list[tuple[str, str, str]]:
+    current = session.get_or_none()
+    items = [(p.id, p.label, f"A {p.label} task id") for p in (current.providers.values() if current else ())
+             if p.can_recover]
+    _recover_providers.cache = items  # type: ignore[attr-defined]  # Blender needs the strings kept alive
+    return items
+
+
+class MARIONETTE_OT_recover_task(bpy.types.Operator):
+    """Download and import the result of a task generated elsewhere (web app, another machine), by its task id,
+    while the provider still keeps it"""
+
+    bl_idname = "marionette.recover_task"
+    bl_label = "Recover by Task ID"
+
+    provider: bpy.props.EnumProperty(name="Provider", items=_recover_providers)  # type: ignore[valid-type]
+    task_id: StringProperty(name="Task ID", options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    name: StringProperty(name="Name", options={"SKIP_SAVE"},  # type: ignore[valid-type]
+                         description="Name of the imported collection")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return session.get_or_none() is not None
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[OperatorReturnItems]:
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        try:
+            job = jobs.recover(self.provider, self.task_id, self.name)
+        except MarionetteError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Marionette: recovering {job.request.options['task_id']}")
+        return {"FINISHED"}
+
+
 class MARIONETTE_OT_forget_job(_JobOperator):
     """Remove a finished Marionette job from the list; its downloaded files stay in the user folder"""
 
@@ -267,6 +331,9 @@ classes = (
     MARIONETTE_OT_cancel_job,
     MARIONETTE_OT_import_job,
     MARIONETTE_OT_forget_job,
+    MARIONETTE_OT_retry_job,
+    MARIONETTE_OT_copy_task_id,
+    MARIONETTE_OT_recover_task,
     MARIONETTE_OT_open_job_folder,
 )
 

@@ -46,6 +46,12 @@ def _annotations() -> dict[str, Any]:
             description=f"Where {provider.label}'s API lives. {env_name(provider.id, 'BASE_URL')} overrides it",
             default=provider.default_base_url,
         )
+    ann["mark_as_asset"] = BoolProperty(
+        name="Mark as Assets",
+        description="Mark each imported character's collection as an asset, with the job's picture as its "
+                    "preview, so that it shows in the Asset Browser once the file is saved",
+        default=False,
+    )
     ann["auto_import"] = BoolProperty(
         name="Import When Done",
         description="Import a job's result into the current scene as soon as it is ready",
@@ -66,6 +72,7 @@ class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
             box.prop(self, f"{provider.id}_api_key")
             box.prop(self, f"{provider.id}_base_url")
         layout.prop(self, "auto_import")
+        layout.prop(self, "mark_as_asset")
         if not bpy.app.online_access:
             layout.label(text="Online access is off: only a local emulator can be used.", icon="INFO")
         current = session.get_or_none()

@@ -9,7 +9,7 @@ import bpy
 from ..core import catalog
 from ..core.models import Job, JobState
 from ..core.providers.base import OptionSpec, Provider
-from . import jobs, library, session, sources
+from . import jobs, library, session, sources, thumbnails
 
 STATE_ICONS = {
     JobState.PENDING: "TIME",
@@ -147,6 +147,7 @@ class MARIONETTE_PT_jobs(_Panel):
         current = session.get_or_none()
         if current is None:
             return
+        layout.operator("marionette.recover_task", icon="URL")
         jobs = sorted(current.store.all(), key=lambda j: j.created_at, reverse=True)
         if not jobs:
             layout.label(text="No jobs yet")
@@ -158,33 +159,45 @@ class MARIONETTE_PT_jobs(_Panel):
 
 
 def _draw_job(box: Any, job: Job) -> None:
-    row = box.row(align=True)
+    split = box.split(factor=0.22)
+    icon = thumbnails.icon_for(job.thumbnail)
+    if icon:
+        split.template_icon(icon_value=icon, scale=2.6)
+    else:
+        split.label(icon=STATE_ICONS[job.state])
+    col = split.column()
+    row = col.row(align=True)
     row.label(text=f"{job.request.name}  ({job.provider})", icon=STATE_ICONS[job.state])
+    _job_button(row, "marionette.copy_task_id", "COPYDOWN", job.id)
     if job.state.active:
-        op = row.operator("marionette.cancel_job", text="", icon="X")
-        op.job_id = job.id
+        _job_button(row, "marionette.cancel_job", "X", job.id)
     else:
-        op = row.operator("marionette.open_job_folder", text="", icon="FILE_FOLDER")
-        op.job_id = job.id
-        op = row.operator("marionette.forget_job", text="", icon="TRASH")
-        op.job_id = job.id
+        if job.state in (JobState.FAILED, JobState.CANCELED):
+            _job_button(row, "marionette.retry_job", "FILE_REFRESH", job.id)
+        _job_button(row, "marionette.open_job_folder", "FILE_FOLDER", job.id)
+        _job_button(row, "marionette.forget_job", "TRASH", job.id)
     if job.state.active:
-        box.progress(factor=job.progress, type="BAR", text=job.stage)
+        col.progress(factor=job.progress, type="BAR", text=job.stage)
         if job.queue_position:
-            box.label(text=f"Queue: {job.queue_position} task(s) ahead", icon="SORTTIME")
+            col.label(text=f"Queue: {job.queue_position} task(s) ahead", icon="SORTTIME")
     else:
-        box.label(text=job.stage)
+        col.label(text=job.stage)
     if job.notice:
-        box.label(text=job.notice, icon="INFO")
+        col.label(text=job.notice, icon="INFO")
     if job.error:
         code = f" [{job.error_code}]" if job.error_code else ""
-        _wrapped(box, job.error + code, "ERROR")
+        _wrapped(col, job.error + code, "ERROR")
     if job.import_error:
-        _wrapped(box, job.import_error, "ERROR")
+        _wrapped(col, job.import_error, "ERROR")
     if job.state is JobState.SUCCEEDED:
         text = "Import Again" if job.imported else "Import"
-        op = box.operator("marionette.import_job", text=text, icon="IMPORT")
+        op = col.operator("marionette.import_job", text=text, icon="IMPORT")
         op.job_id = job.id
+
+
+def _job_button(row: Any, operator: str, icon: str, job_id: str) -> None:
+    op = row.operator(operator, text="", icon=icon)
+    op.job_id = job_id
 
 
 def _wrapped(layout: Any, text: str, icon: str, width: int = 48) -> None:

@@ -9,7 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 # "armature": more animations for a character Marionette rigged earlier (no new model, no new rig).
-InputKind = Literal["image", "multi_image", "text", "mesh", "armature"]
+# "task": recover the result of a task made elsewhere, by its id (options["task_id"]).
+InputKind = Literal["image", "multi_image", "text", "mesh", "armature", "task"]
 
 
 class JobState(StrEnum):
@@ -111,6 +112,8 @@ class Job(BaseModel):
     fingerprint: str = ""
     imported: bool = False
     import_error: str | None = None
+    thumbnail: str | None = None  # a picture of the result (the provider's preview, else the input image)
+    retries: int = 0
     collection: str | None = None
     armature: str | None = None
     objects: list[str] = Field(default_factory=list)
@@ -152,6 +155,7 @@ class JobInfo(BaseModel):
     actions: list[str]
     files: list[str]
     task_ids: dict[str, str]
+    thumbnail: str | None
 
     @classmethod
     def of(cls, job: Job) -> JobInfo:
@@ -173,4 +177,5 @@ class JobInfo(BaseModel):
             actions=list(job.actions),
             files=[a.path for a in job.assets if a.path],
             task_ids={t.key: t.remote_id for t in job.tasks if t.remote_id},
+            thumbnail=job.thumbnail,
         )

@@ -119,6 +119,14 @@ class JobContext:
         log.info("job %s: %s task %s created", self.job_id, key, remote_id)
         return remote_id
 
+    def adopt_task(self, key: str, label: str, remote_id: str) -> None:
+        """Record a task that exists already (made elsewhere) so that it is polled, never created."""
+        def change(job: Job) -> None:
+            if job.task(key) is None:
+                job.tasks.append(RemoteTask(key=key, label=label, remote_id=remote_id, status=TaskStatus.SUBMITTED))
+
+        self.edit(change)
+
     def _task_status(self, key: str, status: TaskStatus) -> None:
         def change(job: Job) -> None:
             task = job.task(key)
@@ -176,6 +184,18 @@ class JobContext:
 
     # -- results -----------------------------------------------------------------------------------
 
+    def download_preview(self, url: str) -> None:
+        """The provider's picture of the result, for the job list. Best effort: never fails the job."""
+        dest = self.job_dir / "preview.png"
+        try:
+            path = downloads.download(self.client.session, url, dest, pacer=self.pacer, timing=self.timing,
+                                      online_access=self.runner.online_access_now, expect=("png", "jpeg"),
+                                      max_bytes=16 << 20)
+        except (MarionetteError, OSError) as exc:
+            log.info("job %s: no preview (%s)", self.job_id, exc)
+            return
+        self.edit(lambda job: setattr(job, "thumbnail", str(path)))
+
     def download_assets(
         self,
         assets: Iterable[Asset],
@@ -196,7 +216,8 @@ class JobContext:
         for index, asset in enumerate(todo):
             self.set_stage(f"Downloading {asset.name} ({index + 1} of {len(todo)})",
                            progress_from + (1 - progress_from) * index / max(1, len(todo)))
-            dest = self.job_dir / downloads.safe_filename(f"{asset.key.replace(':', '_')}.{_ext(asset.url)}")
+            stem = asset.key.replace(":", "_")
+            dest = self.job_dir / downloads.safe_filename(f"{stem}.{_ext(asset.url, asset.role)}")
             path = self._download_one(asset, dest, refresh_url)
 
             def record(job: Job, key: str = asset.key, path: Path = path) -> None:
@@ -226,10 +247,12 @@ class JobContext:
                 refreshed = True
 
 
-def _ext(url: str) -> str:
+def _ext(url: str, role: str = "model") -> str:
+    """A provisional extension from the link (downloads rename by content once it is known)."""
+    default = "png" if role in ("image", "preview") else "glb"
     path = url.split("?", 1)[0].rsplit("/", 1)[-1]
-    ext = path.rsplit(".", 1)[-1].lower() if "." in path else "glb"
-    return ext if ext in ("glb", "gltf", "fbx", "png", "jpg", "jpeg", "webp") else "glb"
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path else default
+    return ext if ext in ("glb", "gltf", "fbx", "png", "jpg", "jpeg") else default
 
 
 class JobRunner:
@@ -262,6 +285,8 @@ class JobRunner:
         provider = self.provider(request.provider)
         request = request.model_copy(update={"options": provider.resolve_options(request.options, request.kind)})
         provider.validate(request)
+        if files:  # an image given by URL (Claythis) has no file to check
+            provider.check_files(request.kind, [f.data for f in files])
         fingerprint = _fingerprint(request, files)
         now = time.time()
         for job in self.store.all():
@@ -277,6 +302,8 @@ class JobRunner:
             paths.append(str(path))
         job = Job(id=job_id, provider=request.provider, request=request.model_copy(update={"inputs": paths}),
                   fingerprint=fingerprint)
+        if paths and request.kind in ("image", "multi_image"):
+            job.thumbnail = paths[0]  # until the provider's own preview arrives
         self.store.add(job)
         self.events.put(job_id)
         self._start(job_id, config)
@@ -292,6 +319,33 @@ class JobRunner:
             return False
         self._start(job_id, config)
         return True
+
+    def retry(self, job_id: str, config: ProviderConfig) -> Job:
+        """Run a failed or cancelled job again. Finished remote tasks are reused (not paid again); tasks
+        that failed, were cancelled or whose creation was interrupted are sent again."""
+        job = self.store.get(job_id)
+        if job.state.active or self.is_running(job_id):
+            raise ConfigError("This job is still running")
+        if job.state is JobState.SUCCEEDED:
+            raise ConfigError("This job succeeded: import it again instead")
+
+        def reset(j: Job) -> None:
+            j.tasks = [t for t in j.tasks if t.status in (TaskStatus.SUBMITTED, TaskStatus.SUCCEEDED)]
+            j.state, j.stage, j.progress = JobState.PENDING, "Queued (retry)", 0.0
+            j.error = j.error_code = j.notice = j.import_error = None
+            j.cancel_requested = False
+            j.retries += 1
+
+        job = self.store.update(job_id, reset)
+        self.events.put(job_id)
+        self._start(job_id, config)
+        return job
+
+    def recover(self, provider_id: str, task_id: str, name: str, config: ProviderConfig) -> Job:
+        """Download (and later import) the result of a task made elsewhere, by its id."""
+        request = GenerationRequest(provider=provider_id, kind="task", name=name or f"Recovered {task_id[:8]}",
+                                    options={"task_id": task_id})
+        return self.submit(request, config)
 
     def cancel(self, job_id: str, config: ProviderConfig | None = None) -> None:
         """Stop the job; its worker also cancels unfinished tasks on the provider."""

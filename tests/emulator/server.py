@@ -1,6 +1,7 @@
 """Generic part of the local provider emulator: a loopback HTTP server, signed asset URLs, a request
-log and fault injection. Provider behaviour lives in its own module (``meshy.py``) and is plugged in
-as an :class:`App`.
+log and fault injection. Provider behaviour lives in its own module (``meshy.py``, ``rodin.py``,
+``claythis.py``, ``image3d.py``, ``claid.py``) and is plugged in as an :class:`App`; their paths do
+not collide, so one server speaks all of them.
 
 Stdlib only. The server binds 127.0.0.1 and never opens an outgoing connection.
 """
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 if TYPE_CHECKING:
+    from .claid import ClaidState
+    from .claythis import ClaythisState
+    from .image3d import Image3DState
     from .meshy import MeshyState
+    from .rodin import RodinState
 
 LOOPBACK = "127.0.0.1"
 
@@ -60,6 +66,109 @@ class Request:
     def json(self) -> Any:
         """The body parsed as JSON; raises ValueError when it is not JSON."""
         return json.loads(self.body.decode("utf-8"))
+
+    def form(self) -> list[FormPart]:
+        """The body as form parts (multipart/form-data or urlencoded); ValueError when it is neither."""
+        return parse_form(self.header("content-type") or "", self.body)
+
+
+@dataclass(frozen=True)
+class FormPart:
+    """One field of a form: text parts have no filename."""
+
+    name: str
+    value: bytes
+    filename: str | None = None
+    content_type: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.value.decode("utf-8", "replace")
+
+
+def _header_params(value: str) -> tuple[str, dict[str, str]]:
+    main, *rest = value.split(";")
+    params: dict[str, str] = {}
+    for item in rest:
+        key, _, val = item.strip().partition("=")
+        val = val.strip()
+        if len(val) >= 2 and val[0] == val[-1] == '"':
+            val = val[1:-1]
+        params[key.strip().lower()] = val
+    return main.strip().lower(), params
+
+
+def parse_form(content_type: str, body: bytes) -> list[FormPart]:
+    """Parse a multipart/form-data or application/x-www-form-urlencoded body, keeping repeated fields."""
+    kind, params = _header_params(content_type)
+    if kind == "application/x-www-form-urlencoded":
+        return [FormPart(k, v.encode()) for k, v in parse_qsl(body.decode("utf-8"), keep_blank_values=True)]
+    if kind != "multipart/form-data" or not params.get("boundary"):
+        raise ValueError(f"not a form body ({kind or 'no content type'})")
+    delimiter = b"--" + params["boundary"].encode("latin-1")
+    chunks = body.split(delimiter)
+    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
+        raise ValueError("malformed multipart body")
+    parts: list[FormPart] = []
+    for chunk in chunks[1:-1]:
+        chunk = chunk.removeprefix(b"\r\n").removesuffix(b"\r\n")
+        head, sep, value = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError("malformed multipart part")
+        headers: dict[str, str] = {}
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            name, _, val = line.partition(":")
+            headers[name.strip().lower()] = val.strip()
+        _disp, disp = _header_params(headers.get("content-disposition", ""))
+        if "name" not in disp:
+            raise ValueError("multipart part without a name")
+        parts.append(FormPart(disp["name"], value, disp.get("filename"), headers.get("content-type")))
+    return parts
+
+
+# -- tiny valid files the provider apps serve when no asset file was configured --------------------
+
+
+def tiny_glb(tag: str = "emulator") -> bytes:
+    """A minimal valid GLB (header and one JSON chunk); ``tag`` goes in asset.generator."""
+    doc = json.dumps({"asset": {"version": "2.0", "generator": tag}}).encode()
+    doc += b" " * (-len(doc) % 4)
+    return struct.pack("<4sII", b"glTF", 2, 20 + len(doc)) + struct.pack("<I4s", len(doc), b"JSON") + doc
+
+
+def tiny_fbx() -> bytes:
+    """The start of a binary FBX (magic and version): enough for a client's format check."""
+    return b"Kaydara FBX Binary  \x00\x1a\x00" + struct.pack("<I", 7400) + b"\x00" * 160
+
+
+def tiny_png(width: int, height: int, rgba: tuple[int, int, int, int] = (128, 128, 128, 255)) -> bytes:
+    """A valid RGBA PNG of one colour."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(rgba) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height))
+            + chunk(b"IEND", b""))
+
+
+def sniff(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(data) >= 12 and data[:4] == b"glTF":
+        return "glb"
+    if data.startswith(b"Kaydara FBX Binary"):
+        return "fbx"
+    return None
+
+
+def bearer(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None."""
+    scheme, _, token = (request.header("authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 @dataclass
@@ -160,6 +269,10 @@ def _content_type(filename: str) -> str:
         return "model/gltf-binary"
     if lower.endswith(".png"):
         return "image/png"
+    if lower.endswith((".jpg", ".jpeg")):
+        return "image/jpeg"
+    if lower.endswith(".webp"):
+        return "image/webp"
     return "application/octet-stream"
 
 
@@ -404,7 +517,9 @@ class _Handler(BaseHTTPRequestHandler):
 class Emulator:
     """Local provider emulator on ``http://127.0.0.1:<free port>``, serving from a daemon thread.
 
-    ``with Emulator(assets={"model": path, ...}) as emu: ...``; ``emu.meshy`` is the Meshy state.
+    ``with Emulator(assets={"model": path, ...}) as emu: ...``; ``emu.meshy``, ``emu.rodin``,
+    ``emu.claythis``, ``emu.image3d`` and ``emu.claid`` are the providers' states. ``api_key`` (None:
+    open mode) is required by every provider, each in its own header.
     """
 
     def __init__(
@@ -415,7 +530,11 @@ class Emulator:
         api_key: str | None = None,
         verbose: bool = False,
     ) -> None:
+        from .claid import ClaidState
+        from .claythis import ClaythisState
+        from .image3d import Image3DState
         from .meshy import MeshyState
+        from .rodin import RodinState
 
         self.verbose = verbose
         self.clock_offset = 0.0
@@ -425,7 +544,11 @@ class Emulator:
         self._injections: list[_Injection] = []
         self.files = AssetStore(self)
         self.meshy: MeshyState = MeshyState(self, assets=assets, api_key=api_key)
-        self._apps: list[App] = [self.meshy]
+        self.rodin: RodinState = RodinState(self, assets=assets, api_key=api_key)
+        self.claythis: ClaythisState = ClaythisState(self, assets=assets, api_key=api_key)
+        self.image3d: Image3DState = Image3DState(self, assets=assets, api_key=api_key)
+        self.claid: ClaidState = ClaidState(self, api_key=api_key)
+        self._apps: list[App] = [self.meshy, self.rodin, self.claythis, self.image3d, self.claid]
         self._server = _Server((LOOPBACK, port), self)
         self.port: int = int(self._server.server_address[1])
         self.base_url = f"http://{LOOPBACK}:{self.port}"

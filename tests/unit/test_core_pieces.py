@@ -119,8 +119,9 @@ def test_meshy_options_are_checked() -> None:
                                 options=meshy.resolve_options({"should_texture": False, "enable_pbr": True}, "image"))
     with pytest.raises(InputError, match="PBR maps need textures"):
         meshy.validate(request)
-    with pytest.raises(InputError, match="does not take text input"):
-        meshy.validate(GenerationRequest(provider="meshy", kind="text", name="x", prompt="a knight"))
+    rodin = all_providers()["rodin"]
+    with pytest.raises(InputError, match="does not take mesh input"):
+        rodin.validate(GenerationRequest(provider="rodin", kind="mesh", name="x"))
 
 
 def test_meshy_cost_follows_the_price_list() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ..errors import InputError
+from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
 from ..models import AnimationChoice, GenerationRequest, InputKind, JobState
 
@@ -147,6 +147,7 @@ class Provider(ABC):
     inputs: ClassVar[frozenset[InputKind]]
     options: ClassVar[tuple[OptionSpec, ...]] = ()
     supports_rig: ClassVar[bool] = False
+    can_recover: ClassVar[bool] = False  # results of a task made elsewhere can be fetched by its id
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = ()
     # What the result is (the Blender side imports a model/character, or loads images).
     outputs: ClassVar[frozenset[Output]] = frozenset({"model", "character"})
@@ -163,6 +164,8 @@ class Provider(ABC):
 
     def resolve_options(self, given: dict[str, Any], kind: InputKind) -> dict[str, Any]:
         """Defaults filled in, every value checked; unknown names refused with the list of known ones."""
+        if kind == "task":  # recovering needs the task id and nothing else
+            return {"task_id": str(given.get("task_id") or "").strip()}
         known = {spec.name: spec for spec in self.options}
         unknown = sorted(set(given) - set(known))
         if unknown:
@@ -177,6 +180,12 @@ class Provider(ABC):
 
     def validate(self, request: GenerationRequest) -> None:
         """Refuse what cannot work before anything is sent or spent."""
+        if request.kind == "task":
+            if not self.can_recover:
+                raise InputError(f"{self.label} results cannot be recovered by task id")
+            if not str(request.options.get("task_id") or "").strip():
+                raise InputError("Paste the task id to recover")
+            return
         if request.kind not in self.inputs:
             accepted = ", ".join(sorted(self.inputs))
             raise InputError(f"{self.label} does not take {request.kind.replace('_', ' ')} input "
@@ -241,6 +250,10 @@ class Provider(ABC):
     @abstractmethod
     def run(self, ctx: Any) -> None:
         """Drive the job to its result files. Must be resumable: ctx remembers submitted tasks."""
+
+    def recover(self, ctx: Any) -> None:
+        """Fetch the result of the task ctx.request.options["task_id"], made elsewhere."""
+        raise ProviderError(f"{self.label} results cannot be recovered by task id")
 
     def cancel_remote(self, ctx: Any) -> None:  # noqa: B027 - optional for providers without cancel
         """Cancel the job's unfinished tasks on the provider, where it can."""

@@ -1,21 +1,27 @@
-"""Meshy (https://docs.meshy.ai): image to 3D, then auto-rigging, then one animation task per action.
+"""Meshy (https://docs.meshy.ai): image, several images or a prompt to 3D, then auto-rigging, then one
+animation task per action.
 
 Pipeline for an image job with "Rig & animate": image-to-3d -> rigging (input_task_id) -> animations
 (rig_task_id, action_id) -> download the rigged GLB, the basic walking/running GLBs and every
-animation GLB. Each remote task is created once (the journal remembers its id) and polled.
+animation GLB. Several images (1 to 4 views of one object) go to multi-image-to-3d instead; a prompt
+goes to text-to-3d twice: a preview (the mesh), then a refine (the texture; skipped when Texture is
+off). Each remote task is created once (the journal remembers its id) and polled.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
 from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, JobState, RemoteTask
 from . import meshy_rigging
 from .base import OptionSpec, Provider, TaskSnapshot
+
+if TYPE_CHECKING:
+    from ..http import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,11 @@ COMMON_ANIMATIONS = (
 
 # Endpoint paths by task key prefix.
 _PATHS = {"image": "/openapi/v1/image-to-3d", "rig": meshy_rigging.RIG_PATH, "anim": meshy_rigging.ANIMATION_PATH,
-          "remesh": meshy_rigging.REMESH_PATH}
+          "remesh": meshy_rigging.REMESH_PATH, "multi": "/openapi/v1/multi-image-to-3d",
+          "preview": "/openapi/v2/text-to-3d", "refine": "/openapi/v2/text-to-3d"}
+BALANCE_PATH = "/openapi/v1/balance"
+MAX_PROMPT = 600
+MAX_VIEWS = 4
 
 _GENERATE: frozenset[InputKind] = frozenset({"image", "multi_image", "text"})
 _MESH: frozenset[InputKind] = frozenset({"mesh"})
@@ -52,8 +62,11 @@ class MeshyProvider(Provider):
     id: ClassVar[str] = "meshy"
     label: ClassVar[str] = "Meshy"
     default_base_url: ClassVar[str] = "https://api.meshy.ai"
-    inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "mesh", "armature"})
+    inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "multi_image", "text", "mesh", "armature"})
     supports_rig: ClassVar[bool] = True
+    can_recover: ClassVar[bool] = True
+    max_images: ClassVar[int] = MAX_VIEWS
+    prompt_max_chars: ClassVar[int | None] = MAX_PROMPT
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = COMMON_ANIMATIONS
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("ai_model", "AI Model", "enum", "latest", "Meshy model generation",
@@ -92,8 +105,10 @@ class MeshyProvider(Provider):
         super().validate(request)
         if request.options.get("enable_pbr") and not request.options.get("should_texture"):
             raise InputError("PBR maps need textures: turn on Texture or turn off PBR Maps")
-        if len(request.inputs) != 1 and request.inputs:
+        if request.kind == "image" and len(request.inputs) != 1 and request.inputs:
             raise InputError("Meshy image to 3D takes exactly one image")
+        if request.kind == "multi_image" and request.inputs and not 1 <= len(request.inputs) <= MAX_VIEWS:
+            raise InputError(f"Meshy multi-image to 3D takes 1 to {MAX_VIEWS} images, not {len(request.inputs)}")
 
     def cost(self, request: GenerationRequest) -> float | None:
         opts = request.options
@@ -103,7 +118,10 @@ class MeshyProvider(Provider):
             return (5 if opts.get("remesh_first") else 0) + 5 + 3 * len(request.animations)
         new_model = opts.get("ai_model", "latest") in ("latest", "meshy-6")
         textured = bool(opts.get("should_texture", True))
-        model = (30 if textured else 20) if new_model else (15 if textured else 5)
+        if request.kind == "text":  # preview, then refine for the texture
+            model = (20 if new_model else 5) + (10 if textured else 0)
+        else:  # image and multi-image cost the same
+            model = (30 if textured else 20) if new_model else (15 if textured else 5)
         if not request.rig:
             return model
         return model + 5 + 3 * len(request.animations)
@@ -118,16 +136,26 @@ class MeshyProvider(Provider):
         if request.kind == "armature":
             meshy_rigging.run_add_animations(ctx)
             return
-        ctx.set_stage("Model: submitting", 0.0)
-        model_id = ctx.submit_once("image", "Model", lambda: self._create_image_task(ctx))
+        if request.kind == "task":
+            self.recover(ctx)
+            return
         end = 0.5 if request.rig else 0.9
-        ctx.poll(["image"], lambda t: self._fetch(ctx, t),
-                 on_change=lambda job: meshy_rigging.stage(ctx, "Model", "image", 0.0, end))
+        if request.kind == "text":
+            model_key, model_id = self._text_model(ctx, end)
+        else:
+            model_key = "multi" if request.kind == "multi_image" else "image"
+            create = self._create_multi_task if model_key == "multi" else self._create_image_task
+            ctx.set_stage("Model: submitting", 0.0)
+            model_id = ctx.submit_once(model_key, "Model", lambda: create(ctx))
+            ctx.poll([model_key], lambda t: self._fetch(ctx, t),
+                     on_change=lambda job: meshy_rigging.stage(ctx, "Model", model_key, 0.0, end))
+        if preview := ctx.job().task(model_key).result_urls.get("thumbnail_url"):
+            ctx.download_preview(preview)
         if not request.rig:
-            url = ctx.job().task("image").result_urls.get("glb")
+            url = ctx.job().task(model_key).result_urls.get("glb")
             if not url:
                 raise ProviderError("Meshy finished the model but gave no GLB link")
-            ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task="image")],
+            ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task=model_key)],
                                 refresh_url=lambda a: self._refresh(ctx, a))
             return
         rig_id = meshy_rigging.rig(ctx, {"input_task_id": model_id}, start=0.5, end=0.65)
@@ -157,8 +185,61 @@ class MeshyProvider(Provider):
             body["target_polycount"] = opts["target_polycount"]
         return self._create(ctx, "image", body)
 
+    def _create_multi_task(self, ctx: Any) -> str:
+        files = self.input_files(ctx)
+        opts = dict(ctx.request.options)
+        body: dict[str, Any] = {
+            "image_urls": [meshy_rigging.png_data_uri(data) for data in files],
+            "ai_model": opts["ai_model"],
+            "should_texture": opts["should_texture"],
+            "enable_pbr": opts["enable_pbr"] and opts["should_texture"],
+            "should_remesh": opts["should_remesh"],
+            "pose_mode": opts["pose_mode"],
+            "target_formats": ["glb"],
+        }
+        if opts["should_remesh"]:
+            body["topology"] = opts["topology"]
+            body["target_polycount"] = opts["target_polycount"]
+        return self._create(ctx, "multi", body)
+
+    def _text_model(self, ctx: Any, end: float) -> tuple[str, str]:
+        """Text to 3D: the preview (mesh), then the refine (texture) unless Texture is off."""
+        request: GenerationRequest = ctx.request
+        opts = dict(request.options)
+        prompt = (request.prompt or "").strip()
+        if not prompt or len(prompt) > MAX_PROMPT:
+            raise InputError(f"Meshy text to 3D needs a prompt of 1 to {MAX_PROMPT} characters")
+        textured = bool(opts["should_texture"])
+        mid = end / 2 if textured else end
+        preview: dict[str, Any] = {"mode": "preview", "prompt": prompt, "ai_model": opts["ai_model"],
+                                   "should_remesh": opts["should_remesh"], "pose_mode": opts["pose_mode"],
+                                   "target_formats": ["glb"]}
+        if opts["should_remesh"]:
+            preview["topology"] = opts["topology"]
+            preview["target_polycount"] = opts["target_polycount"]
+        ctx.set_stage("Mesh: submitting", 0.0)
+        preview_id = ctx.submit_once("preview", "Mesh", lambda: self._create(ctx, "preview", preview))
+        ctx.poll(["preview"], lambda t: self._fetch(ctx, t),
+                 on_change=lambda job: meshy_rigging.stage(ctx, "Mesh", "preview", 0.0, mid))
+        if not textured:
+            return "preview", preview_id
+        refine: dict[str, Any] = {"mode": "refine", "preview_task_id": preview_id, "ai_model": opts["ai_model"],
+                                  "enable_pbr": opts["enable_pbr"], "target_formats": ["glb"]}
+        ctx.set_stage("Texture: submitting", mid)
+        refine_id = ctx.submit_once("refine", "Texture", lambda: self._create(ctx, "refine", refine))
+        ctx.poll(["refine"], lambda t: self._fetch(ctx, t),
+                 on_change=lambda job: meshy_rigging.stage(ctx, "Texture", "refine", mid, end))
+        return "refine", refine_id
+
     def _create(self, ctx: Any, kind: str, body: dict[str, Any]) -> str:
         return meshy_rigging.create(ctx, _PATHS[kind], body)
+
+    def balance(self, client: ApiClient) -> float | None:
+        data = client.request("GET", BALANCE_PATH).json()
+        value = data.get("balance") if isinstance(data, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProviderError(f"Meshy answered the balance request without a balance: {str(data)[:200]}")
+        return float(value)
 
     def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
         path = _PATHS[task.key.split(":", 1)[0]]
@@ -167,11 +248,43 @@ class MeshyProvider(Provider):
 
     def _refresh(self, ctx: Any, asset: Asset) -> str:
         """A fresh signed URL for an asset whose link expired: re-read its task."""
-        if asset.source_task == "image":
-            snap = self._fetch(ctx, ctx.job().task("image"))
+        if asset.source_task in ("image", "multi", "preview", "refine"):
+            snap = self._fetch(ctx, ctx.job().task(asset.source_task))
             if snap.result_urls.get("glb"):
                 return snap.result_urls["glb"]
         return meshy_rigging.refresh_url(ctx, asset)
+
+    def recover(self, ctx: Any) -> None:
+        """Find which kind of Meshy task the id is (the id does not say), then fetch its result."""
+        task_id = str(ctx.request.options["task_id"])
+        ctx.set_stage("Looking up the task", 0.0)
+        for key, label in (("image", "Model"), ("multi", "Model"), ("refine", "Model"), ("remesh", "Remesh"),
+                           ("rig", "Rig"), ("anim", "Animation")):
+            try:
+                data = ctx.client.request("GET", f"{_PATHS[key]}/{task_id}").json()
+            except ProviderError as exc:
+                if exc.status in (400, 404):
+                    continue
+                raise
+            ctx.adopt_task(key, label, task_id)
+            tasks = ctx.poll([key], lambda t: self._fetch(ctx, t),
+                             on_change=lambda job, k=key, lab=label: meshy_rigging.stage(ctx, lab, k, 0.0, 0.9))
+            urls = tasks[key].result_urls
+            if urls.get("thumbnail_url"):
+                ctx.download_preview(urls["thumbnail_url"])
+            if key == "rig":
+                assets = meshy_rigging.character_assets(ctx)
+            else:
+                url = (urls.get("glb") or urls.get("animation_glb_url") or urls.get("fbx")
+                       or urls.get("animation_fbx_url"))
+                if not url:
+                    raise ProviderError(f"Meshy task {task_id} has no model file to download")
+                role = "rigged" if key == "anim" else "model"
+                assets = [Asset(key=role, role=role, name=str(data.get("type") or label), url=url, source_task=key)]
+            ctx.download_assets(assets, refresh_url=lambda a: self._refresh(ctx, a))
+            return
+        raise ProviderError(f"Meshy has no task {task_id}: results are kept for 3 days, and only the "
+                            "account that made a task can see it")
 
     def cancel_remote(self, ctx: Any) -> None:
         for task in ctx.job().tasks:
@@ -188,6 +301,8 @@ def snapshot(data: dict[str, Any]) -> TaskSnapshot:
     if state is None:
         raise ProviderError(f"Meshy reported an unknown task status {status!r}")
     urls: dict[str, str] = {}
+    if isinstance(data.get("thumbnail_url"), str) and data["thumbnail_url"]:
+        urls["thumbnail_url"] = data["thumbnail_url"]
     for name, value in (data.get("model_urls") or {}).items():
         if isinstance(value, str) and value:
             urls[name] = value

@@ -1,0 +1,161 @@
+"""image3d.io (https://image3d.io/docs): a picture or a prompt to a GLB model.
+
+Wire format (shared/reference/provider-api.md section 4):
+- Authorization: Bearer <Firebase ID token>. The token comes from signing in on image3d.io and
+  lasts one hour, so a 401 almost always means "copy a fresh token".
+- POST /api/generate, JSON {mode: "image" | "text", image: base64 image, prompt, quality}; answers
+  {"task_id", "status": "queued", "provider"}.
+- GET /api/status/{task_id}: {"status": queued | processing | success | failed, "progress", "model_url"}.
+- GET /api/balance: {"balance": 580, "unit": "credits"}.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from ..errors import AuthError, ProviderError, QuotaError, RateLimited
+from ..formats import sniff_bytes
+from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
+from .base import OptionSpec, Output, Provider, TaskSnapshot
+
+if TYPE_CHECKING:
+    from ..http import ApiClient
+
+T = TypeVar("T")
+
+GENERATE_PATH = "/api/generate"
+STATUS_PATH = "/api/status"
+BALANCE_PATH = "/api/balance"
+TASK_KEY = "model"
+SITE = "https://image3d.io"
+# The docs say "base64-encoded image data" without saying whether a data: prefix belongs; the site's
+# own web client reads files as data URLs, so the data URI form is sent.
+SEND_DATA_URI = True
+
+TOKEN_HELP = (f"image3d.io refused the ID token: it has expired (tokens last one hour) or is wrong. Sign in at "
+              f"{SITE}, copy a fresh ID token and paste it into Preferences > Add-ons > Marionette > "
+              "image3d.io ID Token, then generate again.")
+CREDITS_HELP = f"image3d.io has no credits left for this generation: buy credits at {SITE}/pricing/ and try again."
+BUSY_HELP = "image3d.io is busy for this account (Pro runs up to 5 at once): waiting"
+
+_STATES = {"queued": JobState.PENDING, "pending": JobState.PENDING, "waiting": JobState.PENDING,
+           "processing": JobState.RUNNING, "running": JobState.RUNNING, "in_progress": JobState.RUNNING,
+           "generating": JobState.RUNNING,
+           "success": JobState.SUCCEEDED, "succeeded": JobState.SUCCEEDED, "completed": JobState.SUCCEEDED,
+           "done": JobState.SUCCEEDED,
+           "failed": JobState.FAILED, "error": JobState.FAILED,
+           "canceled": JobState.CANCELED, "cancelled": JobState.CANCELED}
+
+
+def friendly(call: Callable[[], T]) -> T:
+    """Run an API call, turning 401/402/429 into messages that say what to do."""
+    try:
+        return call()
+    except AuthError as exc:
+        raise AuthError(TOKEN_HELP, status=exc.status, code="token_expired") from None
+    except QuotaError as exc:
+        raise QuotaError(CREDITS_HELP, status=exc.status, code="insufficient_credits") from None
+    except RateLimited as exc:
+        raise RateLimited(f"{BUSY_HELP} ({exc})", retry_after=exc.retry_after,
+                          code="image3d.io: too many requests") from None
+
+
+def snapshot(data: Any) -> TaskSnapshot:
+    if not isinstance(data, dict):
+        raise ProviderError(f"image3d.io answered the status request with something unexpected: {str(data)[:200]}")
+    status = str(data.get("status") or "").strip().lower()
+    state = _STATES.get(status)
+    if state is None:
+        raise ProviderError(f"image3d.io reported an unknown status {data.get('status')!r}")
+    raw = data.get("progress")
+    progress = int(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else 0
+    progress = max(0, min(100, progress))
+    if state is JobState.FAILED:
+        reason = data.get("error") or data.get("message") or data.get("reason")
+        if isinstance(reason, dict):
+            reason = reason.get("message")
+        return TaskSnapshot(state=state, progress=progress, error=str(reason) if reason else None,
+                            error_code=str(data.get("code") or "failed"))
+    if state is JobState.SUCCEEDED:
+        url = data.get("model_url") or data.get("modelUrl") or data.get("glb_url")
+        if not isinstance(url, str) or not url:
+            raise ProviderError("image3d.io finished the model but gave no model_url")
+        return TaskSnapshot(state=state, progress=100, result_urls={"glb": url})
+    return TaskSnapshot(state=state, progress=progress)
+
+
+class Image3DProvider(Provider):
+    id: ClassVar[str] = "image3d"
+    label: ClassVar[str] = "image3d.io"
+    default_base_url: ClassVar[str] = SITE
+    key_label: ClassVar[str] = "ID Token"
+    inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "text"})
+    outputs: ClassVar[frozenset[Output]] = frozenset({"model"})
+    options: ClassVar[tuple[OptionSpec, ...]] = (
+        OptionSpec("quality", "Quality", "enum", "pro", "Engine and detail of the model",
+                   items=(("fast", "Fast", "Trellis, about 10 s, 8K-15K faces, no PBR"),
+                          ("standard", "Standard", "Trellis, about 10 s, 15K-25K faces, no PBR"),
+                          ("pro", "Pro", "Hunyuan3D v3, about 30 s, 40K-60K faces, PBR"),
+                          ("ultra", "Ultra", "Hunyuan3D v3, about 60 s, up to 1M faces, PBR"))),
+    )
+
+    @staticmethod
+    def auth_header(api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
+
+    def balance(self, client: ApiClient) -> float | None:
+        data = friendly(lambda: client.request("GET", BALANCE_PATH).json())
+        value = data.get("balance") if isinstance(data, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProviderError(f"image3d.io answered the balance request without a balance: {str(data)[:200]}")
+        return float(value)
+
+    def run(self, ctx: Any) -> None:
+        request: GenerationRequest = ctx.request
+        image = self.input_files(ctx)[0] if request.kind == "image" else None
+        ctx.set_stage("Model: submitting", 0.0)
+        ctx.submit_once(TASK_KEY, "Model", lambda: self._submit(ctx, image))
+        ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
+        url = ctx.job().task(TASK_KEY).result_urls.get("glb")
+        if not url:
+            raise ProviderError("image3d.io finished the model but gave no model_url")
+        ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task=TASK_KEY)],
+                            refresh_url=lambda asset: self._fresh_link(ctx))
+
+    def _stage(self, ctx: Any) -> None:
+        task = ctx.job().task(TASK_KEY)
+        if task is not None:
+            ctx.set_stage(f"Model: {task.progress}%" if task.progress else "Model: queued",
+                          0.9 * task.progress / 100)
+
+    def body(self, request: GenerationRequest, image: bytes | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"mode": "text" if request.kind == "text" else "image",
+                                "quality": request.options["quality"]}
+        prompt = (request.prompt or "").strip()
+        if prompt:
+            body["prompt"] = prompt
+        if image is not None:
+            encoded = base64.b64encode(image).decode("ascii")
+            kind = sniff_bytes(image[:32]) or "png"
+            body["image"] = f"data:image/{kind};base64,{encoded}" if SEND_DATA_URI else encoded
+        return body
+
+    def _submit(self, ctx: Any, image: bytes | None) -> str:
+        body = self.body(ctx.request, image)
+        data = friendly(lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json())
+        task_id = data.get("task_id") or data.get("taskId") or data.get("id") if isinstance(data, dict) else None
+        if not isinstance(task_id, str | int) or isinstance(task_id, bool) or not str(task_id):
+            raise ProviderError(f"image3d.io accepted the request but returned no task_id: {str(data)[:200]}")
+        return str(task_id)
+
+    def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
+        return snapshot(friendly(lambda: ctx.client.request("GET", f"{STATUS_PATH}/{task.remote_id}").json()))
+
+    def _fresh_link(self, ctx: Any) -> str:
+        snap = self._fetch(ctx, ctx.job().task(TASK_KEY))
+        url = snap.result_urls.get("glb")
+        if not url:
+            raise ProviderError("image3d.io no longer offers this model")
+        return url
