@@ -148,6 +148,8 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     ctx = context or bpy.context
     if job.request.kind == "armature":
         return _import_added_animations(job, animations, ctx)
+    if any(a.role == "image" for a in job.assets):
+        return _load_images(job, ctx)
     main = job.asset("rigged") or job.asset("model")
     if main is None or not main.path or not Path(main.path).is_file():
         raise InputError(f"The result files of {job.request.name!r} are missing from {current.store.job_dir(job_id)}")
@@ -211,6 +213,65 @@ def _import_added_animations(job: Job, animations: list[tuple[str, Path]], ctx: 
     updated = current.store.update(job.id, record)
     current.runner.events.put(job.id)
     return updated
+
+
+def _load_images(job: Job, ctx: bpy.types.Context) -> Job:
+    """An "images" result (Claid scenes): load each picture, show the first in an Image Editor."""
+    current = session.get()
+    names: list[str] = []
+    for asset in job.assets:
+        if asset.role != "image" or not asset.path or not Path(asset.path).is_file():
+            continue
+        try:
+            image = bpy.data.images.load(asset.path, check_existing=True)
+        except RuntimeError as exc:
+            raise ImportFailed(f"Blender could not read the picture {Path(asset.path).name}: {exc}") from exc
+        image.name = f"{job.request.name} {len(names) + 1}"
+        names.append(image.name)
+    if not names:
+        raise InputError(f"The pictures of {job.request.name!r} are missing from {current.store.job_dir(job.id)}")
+    screen = ctx.screen
+    for area in screen.areas if screen else ():
+        if area.type == "IMAGE_EDITOR":
+            area.spaces.active.image = bpy.data.images[names[0]]
+            break
+
+    def record(j: Job) -> None:
+        j.imported, j.import_error, j.stage = True, None, f"Loaded {len(names)} image(s)"
+        j.images = names
+
+    updated = current.store.update(job.id, record)
+    current.runner.events.put(job.id)
+    return updated
+
+
+def use_as_reference(image_name: str, context: bpy.types.Context) -> bpy.types.Object:
+    """A reference image empty showing the picture, at the 3D cursor, selected and active."""
+    image = bpy.data.images[image_name]
+    empty = bpy.data.objects.new(image.name, None)
+    empty.empty_display_type = "IMAGE"
+    empty.data = image  # type: ignore[assignment]  # an image empty holds an Image
+    empty.empty_display_size = 2.0
+    empty.location = context.scene.cursor.location
+    empty.rotation_euler = (1.5707963, 0.0, 0.0)  # upright, facing the front view
+    context.collection.objects.link(empty)
+    for obj in context.view_layer.objects:
+        obj.select_set(False)
+    empty.select_set(True)
+    context.view_layer.objects.active = empty
+    return empty
+
+
+def use_as_camera_background(image_name: str, context: bpy.types.Context) -> bpy.types.Camera:
+    camera = context.scene.camera
+    if camera is None or camera.type != "CAMERA":
+        raise InputError("The scene has no camera to put the picture behind")
+    data = camera.data
+    assert isinstance(data, bpy.types.Camera)
+    background = data.background_images.new()
+    background.image = bpy.data.images[image_name]
+    data.show_background_images = True
+    return data
 
 
 def _xyz(vector: Any) -> tuple[float, float, float]:

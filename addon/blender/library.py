@@ -1,8 +1,9 @@
-"""Meshy's animation library in the panel: a searchable, filterable, multi-select list.
+"""The animation list in the panel: searchable, filterable, multi-select, for the chosen provider.
 
-The catalog is fetched on a worker thread and cached on disk (core.catalog); the pump copies it into
-window-manager properties, which are not saved with .blend files. Until the first fetch the list holds
-Meshy's short built-in list, so picking works offline.
+Meshy's library is fetched on a worker thread and cached on disk (core.catalog); other providers
+(Claythis's Quaternius motions) have a built-in list. The pump copies the chosen provider's list into
+window-manager properties, which are not saved with .blend files. Until the first fetch Meshy's list is
+a short built-in one, so picking works offline.
 """
 
 from __future__ import annotations
@@ -22,19 +23,25 @@ from . import session
 
 log = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {"catalog": None, "future": None, "error": None, "synced": None}
+_state: dict[str, Any] = {"catalogs": {}, "future": None, "error": None, "synced": None, "provider": "meshy"}
 
 
 class MARIONETTE_PG_animation(bpy.types.PropertyGroup):
     action_id: IntProperty()  # type: ignore[valid-type]
+    name: StringProperty()  # type: ignore[valid-type]
     label: StringProperty()  # type: ignore[valid-type]
     category: StringProperty()  # type: ignore[valid-type]
     sub_category: StringProperty()  # type: ignore[valid-type]
     selected: BoolProperty(name="Use", description="Add this animation to the character")  # type: ignore[valid-type]
 
 
+def _current() -> core_catalog.Catalog | None:
+    catalog: core_catalog.Catalog | None = _state["catalogs"].get(_state["provider"])
+    return catalog
+
+
 def _category_items(_self: Any, _context: Any) -> list[tuple[str, str, str]]:
-    current = _state["catalog"]
+    current = _current()
     items = [("ALL", "All Categories", "")]
     if current is not None:
         items += [(c, c, "") for c in current.categories()]
@@ -78,13 +85,12 @@ def library(context: bpy.types.Context | None = None) -> Any:
 
 
 def chosen(context: bpy.types.Context | None = None) -> list[AnimationChoice]:
-    return [AnimationChoice(action_id=i.action_id, name=i.label.replace(" ", "_"))
-            for i in library(context).items if i.selected]
+    return [AnimationChoice(action_id=i.action_id, name=i.name) for i in library(context).items if i.selected]
 
 
 def lookup(name: str) -> AnimationChoice | None:
-    """An animation of the cached library by name (case, spaces and underscores ignored)."""
-    current = _state["catalog"]
+    """An animation of the current list by name (case, spaces and underscores ignored)."""
+    current = _current()
     if current is None:
         return None
 
@@ -96,58 +102,75 @@ def lookup(name: str) -> AnimationChoice | None:
 
 
 def name_of(action_id: int) -> str | None:
-    current = _state["catalog"]
+    current = _current()
     entry = current.by_id(action_id) if current is not None else None
     return entry.name if entry else None
 
 
 def status() -> str:
     if _state["future"] is not None:
-        return "Fetching Meshy's animation library..."
+        return "Fetching the animation library..."
     if _state["error"]:
         return f"Library: {_state['error']}"
-    current = _state["catalog"]
+    current = _current()
     if current is None or not current.fetched_at:
-        return "Built-in list (refresh to get Meshy's whole library)"
+        return "Built-in list" + (" (refresh to get the whole library)" if _fetchable() else "")
     import time
 
     return f"{len(current.entries)} animations, fetched {time.strftime('%Y-%m-%d', time.localtime(current.fetched_at))}"
 
 
-def _cache() -> core_catalog.CatalogCache:
-    return core_catalog.CatalogCache(session.get().root / "animation_library.json")
+def _cache(provider_id: str) -> core_catalog.CatalogCache:
+    name = "animation_library.json" if provider_id == "meshy" else f"animation_library_{provider_id}.json"
+    return core_catalog.CatalogCache(session.get().root / name)
+
+
+def _fetchable() -> bool:
+    provider = session.get().providers.get(_state["provider"])
+    return bool(provider and provider.fetches_animation_catalog)
 
 
 def refresh() -> None:
-    """Start fetching the library on a worker thread (the pump picks the result up)."""
-    if _state["future"] is not None:
+    """Start fetching the current provider's library on a worker thread (the pump picks it up)."""
+    if _state["future"] is not None or not _fetchable():
         return
     current = session.get()
-    base = current.config("meshy").base_url
+    provider_id = _state["provider"]
+    base = current.config(provider_id).base_url
     online = bpy.app.online_access
     future: Future[core_catalog.Catalog] = Future()
 
     def work() -> None:
         try:
-            future.set_result(_cache().fetch(base, online_access=online))
+            future.set_result(_cache(provider_id).fetch(base, online_access=online))
         except BaseException as exc:
             future.set_exception(exc)
 
-    _state["future"], _state["error"] = future, None
+    _state["future"], _state["error"], _state["fetching"] = future, None, provider_id
     threading.Thread(target=work, name="marionette-library", daemon=True).start()
 
 
 def pump() -> bool:
-    """Main thread: load the cache once, take a finished fetch, copy into the panel list. True if it changed."""
+    """Main thread: load lists, take a finished fetch, copy the chosen provider's list into the panel.
+    True if the panel changed."""
     changed = False
-    if _state["catalog"] is None:
-        provider = session.get().providers["meshy"]
-        _state["catalog"] = _cache().load() or core_catalog.builtin(provider.common_animations)
+    current = session.get()
+    scene = bpy.context.scene
+    props = getattr(scene, "marionette", None) if scene is not None else None
+    provider_id = props.provider if props is not None else _state["provider"]
+    provider = current.providers.get(provider_id)
+    if provider is None or not provider.common_animations:
+        provider_id, provider = "meshy", current.providers["meshy"]
+    _state["provider"] = provider_id
+    catalogs: dict[str, core_catalog.Catalog] = _state["catalogs"]
+    if provider_id not in catalogs:
+        cached = _cache(provider_id).load() if provider.fetches_animation_catalog else None
+        catalogs[provider_id] = cached or core_catalog.builtin(provider.common_animations)
     future = _state["future"]
     if future is not None and future.done():
         _state["future"] = None
         try:
-            _state["catalog"] = future.result()
+            catalogs[_state.get("fetching", provider_id)] = future.result()
         except MarionetteError as exc:
             _state["error"] = str(exc)
         except Exception as exc:
@@ -155,10 +178,10 @@ def pump() -> bool:
             _state["error"] = f"{exc.__class__.__name__}: {exc}"
         changed = True
     # Loading a .blend file replaces the window manager (and empties the list): sync again then too.
+    catalog = catalogs[provider_id]
     lib = library() if bpy.context.window_manager is not None else None
-    if lib is not None and (_state["synced"] is not _state["catalog"]
-                            or len(lib.items) != len(_state["catalog"].entries)):
-        _sync(_state["catalog"])
+    if lib is not None and (_state["synced"] is not catalog or len(lib.items) != len(catalog.entries)):
+        _sync(catalog)
         changed = True
     return changed
 
@@ -172,14 +195,14 @@ def _sync(current: core_catalog.Catalog) -> None:
     lib.items.clear()
     for entry in current.entries:
         item = lib.items.add()
-        item.action_id, item.label = entry.action_id, entry.label
+        item.action_id, item.name, item.label = entry.action_id, entry.name, entry.label
         item.category, item.sub_category = entry.category, entry.sub_category
         item.selected = entry.action_id in keep
     _state["synced"] = current
 
 
 def reset() -> None:
-    _state.update(catalog=None, future=None, error=None, synced=None)
+    _state.update(catalogs={}, future=None, error=None, synced=None)
 
 
 classes = (MARIONETTE_PG_animation, MARIONETTE_PG_library, MARIONETTE_UL_animations)

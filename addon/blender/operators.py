@@ -51,24 +51,41 @@ class MARIONETTE_OT_generate(bpy.types.Operator):
         return _generate(self, context, kind, self.filepath)
 
 
+def wants_rig(provider: Any, props: Any, kind: str) -> bool:
+    """Rig when the provider's result is always a character, or when the artist asked and it can."""
+    if not provider.supports_rig:
+        return False
+    if "model" not in provider.outputs or kind == "mesh":
+        return True
+    return bool(props.rig)
+
+
 def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
               filepath: str = "") -> set[OperatorReturnItems]:
     props = _settings(context)
     provider = session.get().providers[props.provider]
-    rig = (props.rig or kind == "mesh") and provider.supports_rig
+    rig = wants_rig(provider, props, kind)
     animations = library.chosen(context) if rig else []
+    options = settings.options_of(props, provider, kind)
     try:
         if kind == "mesh":
             height = None if props.mesh_height_auto else float(props.meshy_options.height_meters)
             job = jobs.submit_mesh(context, list(context.selected_objects), provider_id=provider.id,
                                    name=props.job_name, facing=props.mesh_facing, height=height,
-                                   hide_original=props.hide_original, animations=animations,
-                                   options=settings.options_of(props, provider, "mesh"))
+                                   hide_original=props.hide_original, animations=animations, options=options)
+        elif kind == "text":
+            prompt = props.prompt.strip()
+            job = jobs.submit(provider.id, kind="text", name=props.job_name or prompt[:40], prompt=prompt,
+                              rig=rig, animations=animations, options=options)
         else:
-            name, data = sources.resolve(context, props, filepath)
-            job = jobs.submit(provider.id, kind="image", name=props.job_name or Path(name).stem,
-                              files=[InputFile(name, data)], rig=rig, animations=animations,
-                              options=settings.options_of(props, provider, "image"))
+            if kind == "multi_image":
+                images = sources.resolve_many(context, props)
+            else:
+                images = [sources.resolve(context, props, filepath)]
+            files = [InputFile(name, data) for name, data in images]
+            job = jobs.submit(provider.id, kind="multi_image" if len(files) > 1 else "image",
+                              name=props.job_name or Path(files[0].name).stem, files=files, rig=rig,
+                              animations=animations, options=options)
     except MarionetteError as exc:
         op.report({"ERROR"}, str(exc))
         return {"CANCELLED"}
@@ -183,6 +200,122 @@ class MARIONETTE_OT_select_animations(bpy.types.Operator):
                 item.selected = False
             elif library.visible(item, lib.search, lib.category):
                 item.selected = True
+        return {"FINISHED"}
+
+
+class MARIONETTE_OT_add_view_images(bpy.types.Operator):
+    """Add image files (views of one object from different angles) to the list sent as several images"""
+
+    bl_idname = "marionette.add_view_images"
+    bl_label = "Add View Images"
+
+    directory: StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement,  # type: ignore[valid-type]
+                                        options={"SKIP_SAVE"})
+    filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[OperatorReturnItems]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        views = _settings(context).view_images
+        for item in self.files:
+            if item.name:
+                views.add().filepath = str(Path(self.directory) / item.name)
+        return {"FINISHED"}
+
+
+class MARIONETTE_OT_remove_view_image(bpy.types.Operator):
+    """Remove an image from the list of views"""
+
+    bl_idname = "marionette.remove_view_image"
+    bl_label = "Remove View Image"
+
+    index: bpy.props.IntProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        views = _settings(context).view_images
+        if 0 <= self.index < len(views):
+            views.remove(self.index)
+        return {"FINISHED"}
+
+
+class MARIONETTE_OT_fill_option(bpy.types.Operator):
+    """Fill a provider option from the scene (for example a bounding box from the selected objects)"""
+
+    bl_idname = "marionette.fill_option"
+    bl_label = "From Selection"
+
+    provider: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    option: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        provider = session.get().providers[self.provider]
+        spec = next(s for s in provider.options if s.name == self.option)
+        if spec.fill_from == "selection_bbox":
+            objects = [o for o in context.selected_objects if o.type in ("MESH", "CURVE", "SURFACE", "FONT", "EMPTY")]
+            if not objects:
+                self.report({"ERROR"}, "Select the object whose proportions the model should have")
+                return {"CANCELLED"}
+            size = [max(o.dimensions[i] for o in objects) for i in range(3)]
+            largest = max(size) or 1.0
+            # Rodin reads width (Y), height (Z), length (X), as proportions: scale the largest to 100.
+            yzx = [max(1, round(100 * size[i] / largest)) for i in (1, 2, 0)]
+            setattr(getattr(_settings(context), f"{provider.id}_options"), spec.name, ", ".join(map(str, yzx)))
+        return {"FINISHED"}
+
+
+class MARIONETTE_OT_check_balance(bpy.types.Operator):
+    """Ask the provider how many credits are left on the account"""
+
+    bl_idname = "marionette.check_balance"
+    bl_label = "Check Balance"
+
+    provider: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        current = session.get_or_none()
+        props = getattr(context.scene, "marionette", None)
+        if current is None or props is None:
+            return False
+        problem = current.problem(props.provider)
+        if problem:
+            cls.poll_message_set(problem)
+        return problem is None
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        from . import account, timer
+
+        account.refresh(self.provider or _settings(context).provider)
+        timer.ensure_running()
+        return {"FINISHED"}
+
+
+class MARIONETTE_OT_use_image(bpy.types.Operator):
+    """Use a picture Marionette loaded as a reference image in the 3D Viewport, or behind the scene camera"""
+
+    bl_idname = "marionette.use_image"
+    bl_label = "Use Picture"
+
+    image: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    target: bpy.props.EnumProperty(items=(  # type: ignore[valid-type]
+        ("REFERENCE", "Reference Image", "An image empty at the 3D cursor"),
+        ("CAMERA", "Camera Background", "Behind the scene camera's view")))
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        if self.image not in bpy.data.images:
+            self.report({"ERROR"}, f"No image {self.image!r} in this file")
+            return {"CANCELLED"}
+        try:
+            if self.target == "REFERENCE":
+                jobs.use_as_reference(self.image, context)
+            else:
+                jobs.use_as_camera_background(self.image, context)
+        except MarionetteError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 
@@ -325,6 +458,11 @@ class MARIONETTE_OT_open_job_folder(_JobOperator):
 classes = (
     MARIONETTE_OT_generate,
     MARIONETTE_OT_rig_selected_mesh,
+    MARIONETTE_OT_add_view_images,
+    MARIONETTE_OT_remove_view_image,
+    MARIONETTE_OT_fill_option,
+    MARIONETTE_OT_check_balance,
+    MARIONETTE_OT_use_image,
     MARIONETTE_OT_add_animations,
     MARIONETTE_OT_refresh_animation_library,
     MARIONETTE_OT_select_animations,

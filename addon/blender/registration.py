@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import library, operators, preferences, session, settings, thumbnails, timer, ui
+from . import account, library, operators, preferences, session, settings, thumbnails, timer, ui
 
 _classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *ui.classes)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
@@ -26,3 +26,4 @@ def unregister() -> None:
     settings.unregister_properties()
     _unregister_classes()
     thumbnails.clear()
+    account.reset()

@@ -91,12 +91,18 @@ def _settings_annotations() -> dict[str, Any]:
                                      description="A PNG or JPEG (other formats are converted to PNG)"),
         "job_name": StringProperty(name="Name", description="Name of the job and of the imported collection "
                                    "(empty: the image's name)"),
+        "prompt": StringProperty(name="Prompt", description="Describe the model to generate"),
+        "view_images": bpy.props.CollectionProperty(type=MARIONETTE_PG_image_path),
         "rig": BoolProperty(name="Rig & Animate", default=True,
                             description="Rig the generated model and add the chosen animations"),
     }
     for pid in PROVIDERS:
         ann[f"{pid}_options"] = PointerProperty(type=OPTION_GROUPS[pid])
     return ann
+
+
+class MARIONETTE_PG_image_path(bpy.types.PropertyGroup):
+    filepath: StringProperty(name="Image", subtype="FILE_PATH")  # type: ignore[valid-type]
 
 
 class MARIONETTE_PG_settings(bpy.types.PropertyGroup):
@@ -110,7 +116,7 @@ def options_of(settings: Any, provider: Provider, kind: str) -> dict[str, Any]:
             if spec.inputs is None or kind in spec.inputs}
 
 
-classes = (*OPTION_GROUPS.values(), MARIONETTE_PG_settings)
+classes = (*OPTION_GROUPS.values(), MARIONETTE_PG_image_path, MARIONETTE_PG_settings)
 
 
 def register_properties() -> None:

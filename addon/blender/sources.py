@@ -49,6 +49,28 @@ def describe(context: bpy.types.Context, settings: Any) -> tuple[str | None, str
     return None, hints[mode]
 
 
+def selected_reference_images(context: bpy.types.Context) -> list[bpy.types.Image]:
+    """Images of the selected image empties, by object name (name them view_1, view_2... to order them)."""
+    empties = sorted((o for o in context.selected_objects if o.type == "EMPTY" and o.empty_display_type == "IMAGE"
+                      and isinstance(o.data, bpy.types.Image)), key=lambda o: o.name)
+    images: list[bpy.types.Image] = []
+    for obj in empties:
+        if isinstance(obj.data, bpy.types.Image):
+            images.append(obj.data)
+    return images
+
+
+def resolve_many(context: bpy.types.Context, settings: Any) -> list[tuple[str, bytes]]:
+    """Several views of one object: the selected image empties, else the panel's list of files."""
+    images = selected_reference_images(context)
+    if images:
+        return [exporter.image_bytes(img) for img in images]
+    paths = [item.filepath for item in settings.view_images if item.filepath]
+    if paths:
+        return [exporter.file_bytes(Path(bpy.path.abspath(p))) for p in paths]
+    raise InputError("No images: select the image empties of the views, or add image files to the list")
+
+
 def resolve(context: bpy.types.Context, settings: Any, filepath: str = "") -> tuple[str, bytes]:
     """(file name, PNG/JPEG bytes) of the image to send, or InputError saying what is missing."""
     if filepath:

@@ -37,10 +37,10 @@ def pump() -> float | None:
             changed.add(current.runner.events.get_nowait())
         except queue.Empty:
             break
-    from . import library
+    from . import account, library
 
-    if library.pump():
-        changed.add("library")
+    if library.pump() | account.pump():
+        changed.add("panel")
     if changed:
         _redraw()
     _import_ready(current)

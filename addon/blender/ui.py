@@ -6,10 +6,9 @@ from typing import Any
 
 import bpy
 
-from ..core import catalog
 from ..core.models import Job, JobState
 from ..core.providers.base import OptionSpec, Provider
-from . import jobs, library, session, sources, thumbnails
+from . import account, jobs, library, session, settings, sources, thumbnails
 
 STATE_ICONS = {
     JobState.PENDING: "TIME",
@@ -48,6 +47,10 @@ class MARIONETTE_PT_main(_Panel):
 
         if kind == "mesh":
             _draw_mesh_source(layout, context, props)
+        elif kind == "text":
+            layout.prop(props, "prompt", text="")
+        elif kind == "multi_image":
+            _draw_views(layout, context, props)
         else:
             col = layout.column(align=True)
             col.prop(props, "source")
@@ -61,18 +64,56 @@ class MARIONETTE_PT_main(_Panel):
         box.label(text=f"{provider.label} Options")
         _draw_options(box, getattr(props, f"{provider.id}_options"), provider, kind)
 
-        if provider.supports_rig and kind != "mesh":
+        if provider.supports_rig and "model" in provider.outputs and kind != "mesh":
             layout.prop(props, "rig")
 
         problem = current.problem(provider.id)
         if problem:
             layout.label(text=problem, icon="ERROR")
+        row = layout.row(align=True)
+        row.label(text=_cost_text(context, props, provider, kind))
+        op = row.operator("marionette.check_balance", text="", icon="FUND")
+        op.provider = provider.id
+        if (balance := account.text(provider.id)) is not None:
+            layout.label(text=balance)
         if kind == "mesh":
             layout.operator("marionette.rig_selected_mesh", icon="ARMATURE_DATA")
         else:
             layout.operator("marionette.generate", icon="ARMATURE_DATA")
         if jobs.rigged_by_marionette(context.active_object):
             layout.operator("marionette.add_animations", icon="ACTION")
+
+
+def _cost_text(context: bpy.types.Context, props: Any, provider: Provider, kind: str) -> str:
+    """What the request would cost, from the provider's documented prices."""
+    from ..core.models import GenerationRequest
+    from .operators import wants_rig
+
+    try:
+        rig = wants_rig(provider, props, kind)
+        options = provider.resolve_options(settings.options_of(props, provider, kind), kind)  # type: ignore[arg-type]
+        request = GenerationRequest(provider=provider.id, kind=kind, name="estimate",  # type: ignore[arg-type]
+                                    rig=rig, animations=library.chosen(context) if rig else [], options=options)
+        cost = provider.cost(request)
+    except Exception:  # an option being edited may be invalid for a moment
+        return "Cost: check the options"
+    return f"Costs about {cost:g} credits" if cost is not None else f"{provider.label} publishes no prices"
+
+
+def _draw_views(layout: Any, context: bpy.types.Context, props: Any) -> None:
+    col = layout.column(align=True)
+    selected = sources.selected_reference_images(context)
+    if selected:
+        col.label(text=f"{len(selected)} selected reference images (ordered by object name)", icon="IMAGE_DATA")
+        return
+    for index, item in enumerate(props.view_images):
+        row = col.row(align=True)
+        row.prop(item, "filepath", text="")
+        op = row.operator("marionette.remove_view_image", text="", icon="X")
+        op.index = index
+    col.operator("marionette.add_view_images", icon="ADD")
+    if not props.view_images:
+        col.label(text="Select image empties (one per view) or add files", icon="INFO")
 
 
 def _draw_mesh_source(layout: Any, context: bpy.types.Context, props: Any) -> None:
@@ -101,7 +142,10 @@ class MARIONETTE_PT_animations(_Panel):
     def poll(cls, context: bpy.types.Context) -> bool:
         props = getattr(context.scene, "marionette", None)
         current = session.get_or_none()
-        return bool(props and current and current.providers[props.provider].supports_rig)
+        if not (props and current):
+            return False
+        provider = current.providers[props.provider]
+        return bool(provider.supports_rig and provider.common_animations)
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -115,10 +159,11 @@ class MARIONETTE_PT_animations(_Panel):
         op.select = True
         op = row.operator("marionette.select_animations", text="Clear")
         op.select = False
-        row.operator("marionette.refresh_animation_library", text="", icon="FILE_REFRESH")
+        provider = session.get().providers[context.scene.marionette.provider]
+        if provider.fetches_animation_catalog:
+            row.operator("marionette.refresh_animation_library", text="", icon="FILE_REFRESH")
         count = sum(1 for item in lib.items if item.selected)
-        layout.label(text=f"{count} chosen: {catalog.cost(count)} credits (3 each); "
-                          "Walking and Running come with every rig", icon="INFO")
+        layout.label(text=f"{count} chosen", icon="INFO")
         layout.label(text=library.status())
 
 
@@ -127,7 +172,13 @@ def _draw_options(layout: Any, group: Any, provider: Provider, kind: str) -> Non
     for spec in provider.options:
         if (spec.inputs is not None and kind not in spec.inputs) or not _visible(group, spec):
             continue
-        col.prop(group, spec.name)
+        if spec.fill_from:
+            row = col.row(align=True)
+            row.prop(group, spec.name)
+            op = row.operator("marionette.fill_option", text="", icon="EYEDROPPER")
+            op.provider, op.option = provider.id, spec.name
+        else:
+            col.prop(group, spec.name)
 
 
 def _visible(group: Any, spec: OptionSpec) -> bool:
@@ -189,6 +240,14 @@ def _draw_job(box: Any, job: Job) -> None:
         _wrapped(col, job.error + code, "ERROR")
     if job.import_error:
         _wrapped(col, job.import_error, "ERROR")
+    for name in job.images:
+        if name in bpy.data.images:
+            row = col.row(align=True)
+            row.label(text=name, icon="IMAGE_DATA")
+            op = row.operator("marionette.use_image", text="", icon="OUTLINER_OB_IMAGE")
+            op.image, op.target = name, "REFERENCE"
+            op = row.operator("marionette.use_image", text="", icon="CAMERA_DATA")
+            op.image, op.target = name, "CAMERA"
     if job.state is JobState.SUCCEEDED:
         text = "Import Again" if job.imported else "Import"
         op = col.operator("marionette.import_job", text=text, icon="IMPORT")

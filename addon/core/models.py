@@ -113,6 +113,7 @@ class Job(BaseModel):
     imported: bool = False
     import_error: str | None = None
     thumbnail: str | None = None  # a picture of the result (the provider's preview, else the input image)
+    images: list[str] = Field(default_factory=list)  # image datablocks loaded from an "images" result
     retries: int = 0
     collection: str | None = None
     armature: str | None = None
@@ -156,6 +157,7 @@ class JobInfo(BaseModel):
     files: list[str]
     task_ids: dict[str, str]
     thumbnail: str | None
+    images: list[str]
 
     @classmethod
     def of(cls, job: Job) -> JobInfo:
@@ -178,4 +180,5 @@ class JobInfo(BaseModel):
             files=[a.path for a in job.assets if a.path],
             task_ids={t.key: t.remote_id for t in job.tasks if t.remote_id},
             thumbnail=job.thumbnail,
+            images=list(job.images),
         )

@@ -49,6 +49,7 @@ def extension_zip() -> Path:
 @pytest.fixture(scope="session")
 def emulator(assets: dict[str, Path]) -> Iterator[Emulator]:
     with Emulator(assets=emulator_assets(assets)) as emu:
+        emu.claythis.glb = assets["multi.glb"]  # Claythis: one rigged GLB carrying many animations
         yield emu
 
 
@@ -71,7 +72,9 @@ def ensure_enabled(module: str, extension_zip: Path) -> ModuleType:
 def ext(_installed: str, extension_zip: Path, emulator: Emulator,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The enabled extension, an empty scene, a fresh emulator state and an empty job list."""
-    monkeypatch.setenv("MARIONETTE_MESHY_BASE_URL", emulator.base_url)
+    for provider_id in ("meshy", "claythis", "image3d", "claid"):
+        monkeypatch.setenv(f"MARIONETTE_{provider_id.upper()}_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("MARIONETTE_RODIN_BASE_URL", emulator.base_url + "/api")  # Rodin's base ends in /api
     module = ensure_enabled(_installed, extension_zip)
     bpy.ops.wm.read_homefile(use_empty=True)
     module = ensure_enabled(_installed, extension_zip)
@@ -98,6 +101,19 @@ def reset_emulator(emu: Emulator) -> None:
         meshy.tasks.clear()
         meshy.created.clear()
         meshy._failures.clear()
+    for state in (emu.rodin, emu.claythis, emu.image3d, emu.claid):
+        with state.lock:
+            state.api_key = None
+    with emu.rodin.lock:
+        emu.rodin.tasks.clear()
+        emu.rodin.balance = 100.0
+    with emu.claythis.lock:
+        emu.claythis.tasks.clear()
+    with emu.image3d.lock:
+        emu.image3d.tasks.clear()
+    with emu.claid.lock:
+        emu.claid.scenes.clear()
+        emu.claid.uploads.clear()
     emu.clear_injections()
     emu.clear_log()
 

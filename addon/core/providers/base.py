@@ -46,6 +46,9 @@ class OptionSpec:
     depends_on: tuple[str, Any] | None = None
     inputs: frozenset[InputKind] | None = None  # None: every input kind
     length: int | None = None  # "ints": exactly this many values
+    # The panel offers a button that fills the option from the scene: "selection_bbox" = the selected
+    # objects' bounding box as [width (Y), height (Z), length (X)] proportions.
+    fill_from: str | None = None
 
     def check(self, value: Any) -> Any:
         if self.kind == "ints":
@@ -148,6 +151,7 @@ class Provider(ABC):
     options: ClassVar[tuple[OptionSpec, ...]] = ()
     supports_rig: ClassVar[bool] = False
     can_recover: ClassVar[bool] = False  # results of a task made elsewhere can be fetched by its id
+    fetches_animation_catalog: ClassVar[bool] = False  # the animation list can be fetched (else built in)
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = ()
     # What the result is (the Blender side imports a model/character, or loads images).
     outputs: ClassVar[frozenset[Output]] = frozenset({"model", "character"})

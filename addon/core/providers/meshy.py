@@ -65,6 +65,7 @@ class MeshyProvider(Provider):
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "multi_image", "text", "mesh", "armature"})
     supports_rig: ClassVar[bool] = True
     can_recover: ClassVar[bool] = True
+    fetches_animation_catalog: ClassVar[bool] = True
     max_images: ClassVar[int] = MAX_VIEWS
     prompt_max_chars: ClassVar[int | None] = MAX_PROMPT
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = COMMON_ANIMATIONS

@@ -167,7 +167,7 @@ class RodinProvider(Provider):
         OptionSpec("seed", "Seed", "int", -1, "Same seed, same result; -1 for a random one", min=-1, max=65535),
         OptionSpec("bbox_condition", "Bounding Box", "ints", "",
                    "Proportions of the model as width (Y), height (Z), length (X); empty for none",
-                   min=1, length=3),
+                   min=1, length=3, fill_from="selection_bbox"),
     )
 
     @staticmethod
