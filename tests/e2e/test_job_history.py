@@ -97,3 +97,20 @@ def test_copy_task_id_and_mark_as_asset(api: ModuleType, ext: ModuleType, assets
     assert bpy.ops.marionette.copy_task_id(job_id=info.id) == {"FINISHED"}
     # Without a window there is no clipboard: the operator's report says what it copied.
     assert f"copied {info.task_ids['image']}, {info.task_ids['rig']}" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("provider,key", [("rodin", "rodin"), ("claythis", "claythis")])
+def test_recover_rodin_and_claythis_tasks(api: ModuleType, emulator: Emulator, session: Any,
+                                          assets: dict[str, Path], provider: str, key: str) -> None:
+    made = api.wait(api.submit(provider, image=str(assets["sample.png"]), rig=provider == "claythis"),
+                    timeout=60)
+    assert made.state.value == "SUCCEEDED", made
+    [task_id] = made.task_ids.values()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    session.store.remove(made.id)
+    emulator.clear_log()
+    info = api.wait(api.recover(provider, task_id), timeout=60)
+    assert info.state.value == "SUCCEEDED" and info.imported, info
+    assert list(info.task_ids.values()) == [task_id]
+    assert emulator.count("POST", r"/(rodin|generate)$") == 0  # found, not generated again
+    assert bool(info.armature) == (provider == "claythis")

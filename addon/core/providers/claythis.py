@@ -257,6 +257,7 @@ class ClaythisProvider(Provider):
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image"})
     outputs: ClassVar[frozenset[Output]] = frozenset({"character"})
     supports_rig: ClassVar[bool] = True  # always: every result is rigged and animated
+    can_recover: ClassVar[bool] = True
     motion_names: ClassVar[tuple[str, ...]] = MOTION_NAMES
     # The same names as animation choices, so name lookups (e.g. the scripting API) find them; the
     # action ids are only positions in this list: Claythis takes names.
@@ -277,6 +278,9 @@ class ClaythisProvider(Provider):
     known_motion = staticmethod(known_motion)
 
     def validate(self, request: GenerationRequest) -> None:
+        if request.kind == "task":
+            super().validate(request)
+            return
         if request.kind not in self.inputs:
             raise InputError(f"Claythis does not take {request.kind.replace('_', ' ')} input (it takes an image)")
         url = str(request.options.get("image_url") or "").strip()
@@ -294,10 +298,14 @@ class ClaythisProvider(Provider):
 
     def run(self, ctx: Any) -> None:
         request: GenerationRequest = ctx.request
-        url = str(request.options.get("image_url") or "").strip()
-        image = None if url else self.input_files(ctx)[0]
-        ctx.set_stage("Character: submitting", 0.0)
-        ctx.submit_once(TASK_KEY, "Character", lambda: self._submit(ctx, image, url))
+        if request.kind == "task":  # recover a task made elsewhere: poll it, never create it
+            ctx.set_stage("Looking up the task", 0.0)
+            ctx.adopt_task(TASK_KEY, "Character", str(request.options["task_id"]))
+        else:
+            url = str(request.options.get("image_url") or "").strip()
+            image = None if url else self.input_files(ctx)[0]
+            ctx.set_stage("Character: submitting", 0.0)
+            ctx.submit_once(TASK_KEY, "Character", lambda: self._submit(ctx, image, url))
         ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
         link = ctx.job().task(TASK_KEY).result_urls.get("glb")
         if not link:

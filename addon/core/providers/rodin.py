@@ -148,6 +148,7 @@ class RodinProvider(Provider):
     default_base_url: ClassVar[str] = "https://api.hyper3d.com/api"
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "multi_image", "text"})
     outputs: ClassVar[frozenset[Output]] = frozenset({"model"})
+    can_recover: ClassVar[bool] = True
     max_images: ClassVar[int] = MAX_IMAGES
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("tier", "Tier", "enum", "Gen-2", "Rodin model generation (Gen-2.5 Extreme High costs 1 credit)",
@@ -190,11 +191,27 @@ class RodinProvider(Provider):
 
     def run(self, ctx: Any) -> None:
         request: GenerationRequest = ctx.request
+        if request.kind == "task":
+            self.recover(ctx)
+            return
         images = self.input_files(ctx) if request.kind != "text" else []
         ctx.set_stage("Model: submitting", 0.0)
         ctx.submit_once(TASK_KEY, "Model", lambda: self._submit(ctx, images))
         ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
         fmt = str(request.options.get("geometry_file_format") or "glb")
+        self._download_model(ctx, fmt)
+
+    def recover(self, ctx: Any) -> None:
+        """A task made elsewhere, by its uuid: Rodin keeps results 7 days and lists them by uuid."""
+        uuid = str(ctx.request.options["task_id"])
+        ctx.set_stage("Looking up the task", 0.0)
+        files = self._download_list(ctx, uuid)  # NO_SUCH_TASK for an unknown uuid
+        fmt = next((f for f in ("glb", "fbx", "obj", "usdz", "stl") if pick_model(files, f)), "glb")
+        ctx.adopt_task(TASK_KEY, "Model", uuid)
+        ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
+        self._download_model(ctx, fmt)
+
+    def _download_model(self, ctx: Any, fmt: str) -> None:
         name, url = self._model_link(ctx, fmt)
         ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task=TASK_KEY)],
                             refresh_url=lambda asset: self._model_link(ctx, fmt)[1])
