@@ -189,3 +189,28 @@ def test_balance_is_shown(ext: ModuleType, emulator: Emulator) -> None:
     assert account.wait("meshy") == "Balance: 777 credits"
     assert bpy.ops.marionette.check_balance(provider="rodin") == {"FINISHED"}
     assert (account.wait("rodin") or "").startswith("Balance: 100")
+
+
+def test_claythis_motion_picker_in_the_panel(api: ModuleType, ext: ModuleType, emulator: Emulator,
+                                             assets: dict[str, Path]) -> None:
+    import importlib
+
+    timer = importlib.import_module(ext.__name__ + ".blender.timer")
+    props = bpy.context.scene.marionette
+    props.provider = "claythis"
+    props.source, props.image_path = "FILE", str(assets["sample.png"])
+    timer.pump()
+    items = bpy.context.window_manager.marionette_library.items
+    names = [i.name for i in items]
+    assert "Idle_Loop_Rig" in names and len(names) > 50  # the known Quaternius motions
+    for item in items:
+        item.selected = item.name in ("Idle_Loop_Rig", "Jog_Fwd_Loop_Rig")
+    props.claythis_options.motions = "Wave_Rig"  # free entry beside the picker
+    assert bpy.ops.marionette.generate() == {"FINISHED"}
+    info = api.wait(api.jobs()[0].id, timeout=60)
+    assert info.state.value == "SUCCEEDED" and info.armature, info
+    [task] = emulator.claythis.tasks.values()
+    assert sorted(task.motions or []) == ["Idle_Loop_Rig", "Jog_Fwd_Loop_Rig", "Wave_Rig"]
+    props.provider = "meshy"
+    timer.pump()
+    assert "Idle_Loop_Rig" not in [i.name for i in bpy.context.window_manager.marionette_library.items]
