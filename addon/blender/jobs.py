@@ -189,6 +189,13 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     prefs = current.preferences()
     if getattr(prefs, "mark_as_asset", False):
         mark_as_asset(job)
+    if not job.thumbnail and not bpy.app.background:
+        # No picture from the provider or the artist: let Blender render one. In the interface this is
+        # Blender's own asynchronous preview job; without a window it would block, so it is skipped.
+        target = bpy.data.objects.get(job.armature or "") or next(
+            (bpy.data.objects[n] for n in job.objects if n in bpy.data.objects), None)
+        if target is not None:
+            target.asset_generate_preview()
     log.info("imported job %s: %s", job_id, ", ".join(result.objects))
     return job
 

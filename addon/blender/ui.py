@@ -211,7 +211,7 @@ class MARIONETTE_PT_jobs(_Panel):
 
 def _draw_job(box: Any, job: Job) -> None:
     split = box.split(factor=0.22)
-    icon = thumbnails.icon_for(job.thumbnail)
+    icon = thumbnails.icon_for(job.thumbnail) or _rendered_preview(job)
     if icon:
         split.template_icon(icon_value=icon, scale=2.6)
     else:
@@ -252,6 +252,15 @@ def _draw_job(box: Any, job: Job) -> None:
         text = "Import Again" if job.imported else "Import"
         op = col.operator("marionette.import_job", text=text, icon="IMPORT")
         op.job_id = job.id
+
+
+def _rendered_preview(job: Job) -> int:
+    """Blender's render of the imported character, for jobs that came with no picture."""
+    for name in [job.armature or "", *job.objects]:
+        obj = bpy.data.objects.get(name)
+        if obj is not None and obj.preview is not None:
+            return int(obj.preview.icon_id)
+    return 0
 
 
 def _job_button(row: Any, operator: str, icon: str, job_id: str) -> None:

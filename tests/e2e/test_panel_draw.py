@@ -1,0 +1,124 @@
+"""The panel's drawing code, run for every provider, input and job state.
+
+Without a window Blender gives no UILayout, so the panels draw into a recorder that checks every
+call against Blender's real RNA: each property exists on its data, each operator exists and takes
+the properties set on it, each icon is a real icon. A typo in ui.py fails here, not in an artist's
+Blender.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import bpy
+import pytest
+
+ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+
+class OperatorProps:
+    def __init__(self, idname: str) -> None:
+        category, name = idname.split(".")
+        op = getattr(getattr(bpy.ops, category), name)
+        self.__dict__["_known"] = {p.identifier for p in op.get_rna_type().properties}
+        self.__dict__["_idname"] = idname
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        assert key in self._known, f"{self._idname} has no property {key!r}"
+        self.__dict__[key] = value
+
+
+class Recorder:
+    def __init__(self, calls: list[tuple[str, Any]]) -> None:
+        self.calls = calls
+        self.enabled = True
+        self.active = True
+
+    def _icon(self, kwargs: dict[str, Any]) -> None:
+        icon = kwargs.get("icon")
+        assert icon is None or icon in ICONS, f"unknown icon {icon!r}"
+
+    def _child(self, *_args: Any, **_kwargs: Any) -> Recorder:
+        return Recorder(self.calls)
+
+    row = column = box = split = grid_flow = column_flow = _child
+
+    def prop(self, data: Any, name: str, **kwargs: Any) -> None:
+        self._icon(kwargs)
+        assert name in data.bl_rna.properties, f"{data.bl_rna.identifier} has no property {name!r}"
+        self.calls.append(("prop", name))
+
+    def operator(self, idname: str, **kwargs: Any) -> OperatorProps:
+        self._icon(kwargs)
+        self.calls.append(("operator", idname))
+        return OperatorProps(idname)
+
+    def label(self, **kwargs: Any) -> None:
+        self._icon(kwargs)
+        self.calls.append(("label", kwargs.get("text", "")))
+
+    def progress(self, **kwargs: Any) -> None:
+        assert 0.0 <= kwargs["factor"] <= 1.0
+        self.calls.append(("progress", kwargs.get("text", "")))
+
+    def template_list(self, listtype: str, _id: str, data: Any, propname: str, active_data: Any,
+                      active_propname: str, **_kwargs: Any) -> None:
+        assert hasattr(bpy.types, listtype), listtype
+        assert propname in data.bl_rna.properties and active_propname in active_data.bl_rna.properties
+        self.calls.append(("list", propname))
+
+    def template_icon(self, **kwargs: Any) -> None:
+        assert isinstance(kwargs["icon_value"], int)
+        self.calls.append(("icon", kwargs["icon_value"]))
+
+    def separator(self, **_kwargs: Any) -> None:
+        pass
+
+
+def draw_all(ext: ModuleType) -> list[tuple[str, Any]]:
+    ui = importlib.import_module(ext.__name__ + ".blender.ui")
+    calls: list[tuple[str, Any]] = []
+    for panel in ui.classes:
+        if hasattr(panel, "poll") and not panel.poll(bpy.context):
+            continue
+        panel.draw(SimpleNamespace(layout=Recorder(calls)), bpy.context)
+    return calls
+
+
+@pytest.mark.parametrize("provider", ["meshy", "rodin", "claythis", "image3d", "claid"])
+def test_panel_draws_for_every_provider_and_input(ext: ModuleType, provider: str) -> None:
+    settings = importlib.import_module(ext.__name__ + ".blender.settings")
+    importlib.import_module(ext.__name__ + ".blender.timer").pump()
+    props = bpy.context.scene.marionette
+    props.provider = provider
+    for kind, *_rest in settings._input_items(props, bpy.context):
+        props.input = kind
+        calls = draw_all(ext)
+        operators = {c[1] for c in calls if c[0] == "operator"}
+        assert operators & {"marionette.generate", "marionette.rig_selected_mesh"}, (provider, kind)
+        assert ("operator", "marionette.check_balance") in calls
+
+
+def test_job_list_draws_every_state(api: ModuleType, ext: ModuleType, emulator: Any,
+                                    assets: dict[str, Path]) -> None:
+    ok = api.wait(api.submit("meshy", image=str(assets["sample.png"]), rig=True), timeout=120)
+    emulator.meshy.fail_next("image-to-3d", code="image_too_complex", message="Too complex")
+    failed = api.wait(api.submit("meshy", image=str(assets["sample.jpg"])), timeout=60)
+    images = api.wait(api.submit("claid", image=str(assets["sample.png"]), options={"number_of_images": 1}),
+                      timeout=60)
+    running = api.submit("meshy", image=str(assets["sample.png"]), rig=True, animations=["Idle"])
+    bpy.context.view_layer.objects.active = bpy.data.objects[ok.armature]
+    calls = draw_all(ext)
+    labels = " | ".join(str(c[1]) for c in calls if c[0] == "label")
+    assert "Too complex" in labels and "[image_too_complex]" in labels
+    operators = [c[1] for c in calls if c[0] == "operator"]
+    assert "marionette.retry_job" in operators and "marionette.cancel_job" in operators
+    assert "marionette.import_job" in operators and "marionette.use_image" in operators
+    assert "marionette.add_animations" in operators and "marionette.recover_task" in operators
+    assert any(c[0] == "progress" for c in calls) and any(c[0] == "list" for c in calls)
+    assert failed.state.value == "FAILED" and images.images
+    api.cancel(running)
+    api.wait(running, timeout=30)
