@@ -22,6 +22,17 @@ RIG_TASK_PROP = "marionette_rig_task_id"
 RIG_CREATED_PROP = "marionette_rig_created_at"
 
 
+def _ready(provider_id: str) -> session.Session:
+    """The session, once the provider is known and can be reached (key, online access): else why not."""
+    current = session.get()
+    if provider_id not in current.providers:
+        raise InputError(f"Unknown provider {provider_id!r}; known: {', '.join(current.providers)}")
+    problem = current.problem(provider_id)
+    if problem:
+        raise ConfigError(problem)
+    return current
+
+
 def submit(
     provider_id: str,
     *,
@@ -34,12 +45,7 @@ def submit(
     options: dict[str, Any] | None = None,
     placement: Placement | None = None,
 ) -> Job:
-    current = session.get()
-    if provider_id not in current.providers:
-        raise InputError(f"Unknown provider {provider_id!r}; known: {', '.join(current.providers)}")
-    problem = current.problem(provider_id)
-    if problem:
-        raise ConfigError(problem)
+    current = _ready(provider_id)
     request = GenerationRequest(provider=provider_id, kind=kind, name=name or "Character", prompt=prompt,
                                 rig=rig, animations=list(animations), options=dict(options or {}),
                                 placement=placement or Placement())
@@ -300,12 +306,7 @@ def retry(job_id: str) -> Job:
 
 def recover(provider_id: str, task_id: str, name: str = "") -> Job:
     """Download and import the result of a task generated elsewhere, while the provider keeps it."""
-    current = session.get()
-    if provider_id not in current.providers:
-        raise InputError(f"Unknown provider {provider_id!r}; known: {', '.join(current.providers)}")
-    problem = current.problem(provider_id)
-    if problem:
-        raise ConfigError(problem)
+    current = _ready(provider_id)
     task_id = task_id.strip()
     if not task_id:
         raise InputError("Paste the task id to recover")

@@ -171,36 +171,14 @@ class MeshyProvider(Provider):
         kind = sniff_bytes(data[:32])
         if kind not in ("png", "jpeg"):
             raise InputError("Meshy takes PNG or JPEG images")
-        opts = dict(ctx.request.options)
-        body: dict[str, Any] = {
-            "image_url": f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}",
-            "ai_model": opts["ai_model"],
-            "should_texture": opts["should_texture"],
-            "enable_pbr": opts["enable_pbr"] and opts["should_texture"],
-            "should_remesh": opts["should_remesh"],
-            "pose_mode": opts["pose_mode"],
-            "target_formats": ["glb"],
-        }
-        if opts["should_remesh"]:
-            body["topology"] = opts["topology"]
-            body["target_polycount"] = opts["target_polycount"]
+        body = {"image_url": f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}",
+                **_model_options(ctx.request.options)}
         return self._create(ctx, "image", body)
 
     def _create_multi_task(self, ctx: Any) -> str:
         files = self.input_files(ctx)
-        opts = dict(ctx.request.options)
-        body: dict[str, Any] = {
-            "image_urls": [meshy_rigging.png_data_uri(data) for data in files],
-            "ai_model": opts["ai_model"],
-            "should_texture": opts["should_texture"],
-            "enable_pbr": opts["enable_pbr"] and opts["should_texture"],
-            "should_remesh": opts["should_remesh"],
-            "pose_mode": opts["pose_mode"],
-            "target_formats": ["glb"],
-        }
-        if opts["should_remesh"]:
-            body["topology"] = opts["topology"]
-            body["target_polycount"] = opts["target_polycount"]
+        body = {"image_urls": [meshy_rigging.png_data_uri(data) for data in files],
+                **_model_options(ctx.request.options)}
         return self._create(ctx, "multi", body)
 
     def _text_model(self, ctx: Any, end: float) -> tuple[str, str]:
@@ -293,6 +271,22 @@ class MeshyProvider(Provider):
                 path = _PATHS[task.key.split(":", 1)[0]]
                 ctx.client.request("DELETE", f"{path}/{task.remote_id}")
                 log.info("cancelled %s task %s on Meshy", task.key, task.remote_id)
+
+
+def _model_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The generation options image-to-3d and multi-image-to-3d share."""
+    body: dict[str, Any] = {
+        "ai_model": opts["ai_model"],
+        "should_texture": opts["should_texture"],
+        "enable_pbr": opts["enable_pbr"] and opts["should_texture"],
+        "should_remesh": opts["should_remesh"],
+        "pose_mode": opts["pose_mode"],
+        "target_formats": ["glb"],
+    }
+    if opts["should_remesh"]:
+        body["topology"] = opts["topology"]
+        body["target_polycount"] = opts["target_polycount"]
+    return body
 
 
 def snapshot(data: dict[str, Any]) -> TaskSnapshot:
