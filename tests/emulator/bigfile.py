@@ -4,7 +4,8 @@ The emulator's signed asset store (``server.AssetStore``) reads a file whole bef
 is right for the small test characters and wrong for a benchmark that measures the memory a client
 needs to download 200 MB. :class:`BigFiles` is an extra :class:`~tests.emulator.server.App` that
 serves files under ``/big/<name>`` in chunks read from disk, with ``Content-Length``, ``HEAD`` and a
-single ``Range: bytes=...`` (206 / 416), so resumable downloads can be measured too::
+single ``Range: bytes=...`` (206 / 416), so resumable downloads can be measured too; ``rate`` paces every
+response to that many bytes per second, like a real link (default: as fast as the socket takes)::
 
     with Emulator() as emu:
         big = mount(emu, {"big.glb": path})
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +41,7 @@ class BigFiles:
     def __init__(self, base_url: str, files: Mapping[str, Path] | None = None, chunk: int = CHUNK) -> None:
         self.base_url = base_url
         self.chunk = chunk
+        self.rate: float | None = None  # bytes per second per response (None: as fast as the socket takes)
         self._lock = threading.Lock()
         self._files: dict[str, Path] = {name: Path(path) for name, path in (files or {}).items()}
         self.served_bytes = 0  # body bytes written so far (all requests)
@@ -85,13 +88,20 @@ class BigFiles:
 
     def _read(self, path: Path, start: int, end: int) -> Iterator[bytes]:
         remaining = end - start + 1
+        began, sent = time.monotonic(), 0
         with open(path, "rb") as fh:
             fh.seek(start)
             while remaining > 0:
+                rate = self.rate
+                if rate:  # paced like a real link: never ahead of `rate` bytes per second
+                    ahead = began + sent / rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
                 block = fh.read(min(self.chunk, remaining))
                 if not block:
                     return
                 remaining -= len(block)
+                sent += len(block)
                 self.served_bytes += len(block)
                 yield block
 
