@@ -20,8 +20,50 @@ from mathutils import Matrix
 from ..core import png
 from ..core.errors import InputError
 from ..core.formats import sniff_bytes
+from ..core.runner import image_size
 
 log = logging.getLogger(__name__)
+
+
+def sendable_as_is(data: bytes) -> bool:
+    """JPEG, and PNG with 8 bits per channel, go as they are; 16-bit (and 1/2/4-bit) PNGs are converted."""
+    kind = sniff_bytes(data[:32])
+    if kind == "jpeg":
+        return True
+    return kind == "png" and len(data) > 24 and data[24] == 8  # IHDR bit depth
+
+
+def fit_images(files: list[tuple[str, bytes]], max_side: int | None,
+               label: str) -> tuple[list[tuple[str, bytes]], str | None]:
+    """The pictures, those larger than `max_side` pixels downscaled (aspect kept) to PNG, and a note that
+    says which were, for the job's notice. Nothing is changed in the artist's images."""
+    out: list[tuple[str, bytes]] = []
+    scaled: list[str] = []
+    for name, data in files:
+        size = image_size(data)
+        if not max_side or size is None or max(size) <= max_side:
+            out.append((name, data))
+            continue
+        width, height = size
+        factor = max_side / max(width, height)
+        new_size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        out.append((f"{Path(name).stem}.png", _scaled_png(data, new_size)))
+        scaled.append(f"{name} from {width}x{height} to {new_size[0]}x{new_size[1]}")
+    if not scaled:
+        return out, None
+    return out, f"Downscaled for {label} (up to {max_side} px): " + "; ".join(scaled)
+
+
+def _scaled_png(data: bytes, size: tuple[int, int]) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="marionette-image-") as folder:
+        path = Path(folder) / ("input.jpg" if sniff_bytes(data[:32]) == "jpeg" else "input.png")
+        path.write_bytes(data)
+        image = bpy.data.images.load(str(path), check_existing=False)
+        try:
+            image.scale(*size)
+            return pixels_to_png(image)
+        finally:
+            bpy.data.images.remove(image)
 
 
 def image_bytes(image: bpy.types.Image) -> tuple[str, bytes]:
@@ -43,7 +85,7 @@ def _original_bytes(image: bpy.types.Image) -> bytes | None:
         path = Path(bpy.path.abspath(image.filepath_raw, library=image.library))
         if path.is_file():
             data = path.read_bytes()
-    if data and sniff_bytes(data[:32]) in ("png", "jpeg"):
+    if data and sendable_as_is(data):
         return data
     return None
 
@@ -81,7 +123,7 @@ def file_bytes(path: Path) -> tuple[str, bytes]:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"The image file cannot be read: {path.name} ({exc.strerror})") from exc
-    if sniff_bytes(data[:32]) in ("png", "jpeg"):
+    if sendable_as_is(data):
         return path.name, data
     try:
         image = bpy.data.images.load(str(path), check_existing=False)

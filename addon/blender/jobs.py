@@ -46,11 +46,17 @@ def submit(
     placement: Placement | None = None,
 ) -> Job:
     current = _ready(provider_id)
+    note = None
+    if kind in ("image", "multi_image") and files:
+        provider = current.providers[provider_id]
+        fitted, note = exporter.fit_images([(f.name, f.data) for f in files],
+                                           getattr(provider, "max_image_side", None), provider.label)
+        files = [InputFile(name, data) for name, data in fitted]
     request = GenerationRequest(provider=provider_id, kind=kind, name=name or "Character", prompt=prompt,
                                 rig=rig, animations=list(animations), options=dict(options or {}),
                                 placement=placement or Placement())
     current.runner.online_access = bpy.app.online_access
-    job = current.runner.submit(request, current.config(provider_id), files)
+    job = current.runner.submit(request, current.config(provider_id), files, note=note)
     current.auto_import.add(job.id)
     timer.ensure_running()
     return job

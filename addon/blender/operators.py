@@ -91,7 +91,8 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
         return {"CANCELLED"}
     cost = provider.cost(job.request)
     spent = f", about {cost:g} credits" if cost is not None else ""
-    op.report({"INFO"}, f"Marionette: {job.request.name} sent to {provider.label}{spent}")
+    note = f" ({job.notice})" if job.notice else ""
+    op.report({"WARNING" if note else "INFO"}, f"Marionette: {job.request.name} sent to {provider.label}{spent}{note}")
     return {"FINISHED"}
 
 

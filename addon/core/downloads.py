@@ -1,32 +1,57 @@
 """Streaming, resumable, validated downloads into a job's folder.
 
 Bytes go to `<name>.part` and are renamed only once complete and recognised (GLB/FBX/PNG/JPEG by
-magic), so a half-written or wrong file never looks like a result. No API key is ever sent here:
-asset hosts are not the API host.
+magic, and for GLB its header and JSON chunk), so a half-written or wrong file never looks like a
+result. No API key is ever sent here: asset hosts are not the API host, redirects are followed one hop
+at a time (each hop checked against the online-access policy) and never carry credentials.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import re
-from collections.abc import Callable, Collection
+import socket
+import struct
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
 
 import requests
+from urllib3 import exceptions as u3
 
 from . import netpolicy
 from .errors import DownloadError, TransientError
 from .formats import sniff_file
-from .http import USER_AGENT, Pacer, Timing
+from .http import USER_AGENT, Pacer, Timing, connection_problem
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB: far above any character, far below a full disk
+MAX_REDIRECTS = 5
 _SUFFIX = {"glb": ".glb", "fbx": ".fbx", "png": ".png", "jpeg": ".jpg"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+# Credentials a session could add on its own: always removed from download requests.
+_NO_CREDENTIALS: dict[str, str | None] = {"Authorization": None, "X-API-Key": None, "Proxy-Authorization": None,
+                                          "Cookie": None}
+
+
+class CorruptDownload(DownloadError):
+    """The bytes are not what the link promised (an HTML error page, a broken or cut GLB/FBX). A later
+    attempt may get the right file; this one is deleted and never imported."""
+
+
+class LinkRefused(DownloadError):
+    """The file host refused the link (401/403/404/410): signed links expire, so ask for a fresh one."""
+
+
+class TooLarge(DownloadError):
+    """The file is larger than the configured download limit; nothing of it is kept."""
 
 
 def safe_filename(name: str, default: str = "result.bin") -> str:
@@ -37,6 +62,13 @@ def safe_filename(name: str, default: str = "result.bin") -> str:
     if stem.upper() in _RESERVED:
         base = "_" + base
     return base[:120]
+
+
+def human_size(size: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def download(
@@ -53,56 +85,71 @@ def download(
 ) -> Path:
     """Fetch `url` into `dest`. Resumes a previous `.part` with HTTP Range where the server allows it.
 
-    Raises TransientError for network trouble (worth retrying), DownloadError for content that is
-    wrong (a retry would not help), and lets Cancelled/Shutdown through between chunks.
+    Raises TransientError for network trouble (worth retrying; the `.part` is kept for a resume),
+    LinkRefused for a refused link, CorruptDownload for content that is wrong, TooLarge over
+    `max_bytes`, and lets Cancelled/Shutdown through between chunks (a cancel or shutdown also breaks a
+    read that is blocked on a stalled server).
     """
-    netpolicy.check_allowed(url, online_access())
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    headers: dict[str, str | None] = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **_NO_CREDENTIALS}
     if have:
         headers["Range"] = f"bytes={have}-"
+    total: int | None = None
+    received = have
     try:
-        with requests.get(
-            url, headers=headers, stream=True, timeout=(timing.connect_timeout, timing.read_timeout)
-        ) as response:
+        response = _get(session, url, headers, timing, online_access)
+        with response, pacer.abortable(lambda: _break(response)):
             if response.status_code == 416 and have:  # our .part is already whole, or stale
                 part.unlink()
                 raise TransientError("The partial download did not match; starting over")
             if response.status_code in (401, 403, 404, 410):
-                raise DownloadError(
-                    f"The result link was refused (HTTP {response.status_code}); it may have expired"
-                )
+                raise LinkRefused(f"The result link was refused (HTTP {response.status_code}); it may have expired")
             if response.status_code >= 400:
                 raise TransientError(f"Download failed with HTTP {response.status_code}",
                                      status=response.status_code)
+            if response.status_code == 206 and not _resumes_at(response, have):
+                part.unlink(missing_ok=True)
+                raise TransientError("The server resumed the download at the wrong place; starting over")
             if response.status_code != 206:
-                have = 0  # the server ignored Range: start over
+                have = 0  # the server ignored Range (or there was none): start over
+            received = have
             total = _expected_total(response, have)
             if total is not None and total > max_bytes:
-                raise DownloadError(f"The result is {total} bytes, over the {max_bytes}-byte limit")
-            with open(part, "ab" if have else "wb") as fh:
-                received = have
-                for chunk in response.iter_content(CHUNK):
+                part.unlink(missing_ok=True)
+                raise TooLarge(_too_large(total, max_bytes))
+            # Unbuffered: every received chunk is in the file at once, so a crash or a quit keeps it for a resume.
+            with open(part, "ab" if have else "wb", buffering=0) as fh:
+                for chunk in _chunks(response):
                     pacer.checkpoint()
-                    fh.write(chunk)
+                    view = memoryview(chunk)
+                    while view:  # a raw file may take fewer bytes than offered
+                        written = fh.write(view)
+                        if not written:
+                            raise OSError(f"Could not write {part.name} to disk")
+                        view = view[written:]
                     received += len(chunk)
                     if received > max_bytes:
-                        raise DownloadError(f"The result is over the {max_bytes}-byte limit")
+                        fh.close()
+                        part.unlink(missing_ok=True)
+                        raise TooLarge(_too_large(received, max_bytes, at_least=True))
                     if on_progress:
                         on_progress(received, total)
-                fh.flush()
                 os.fsync(fh.fileno())
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientError(f"The download was interrupted: {exc.__class__.__name__}") from exc
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError) as exc:
+        pacer.checkpoint()  # a cancel or shutdown that broke the read is not a network problem
+        got = f" at {human_size(received)}" + (f" of {human_size(total)}" if total else "") if received else ""
+        raise TransientError(f"The download was interrupted{got} ({connection_problem(exc)})") from exc
     if total is not None and received < total:
-        raise TransientError(f"The download stopped at {received} of {total} bytes")
+        pacer.checkpoint()  # the body ended early because a cancel or shutdown broke the connection
+        raise TransientError(f"The download stopped at {human_size(received)} of {human_size(total)}")
     kind = sniff_file(part)
-    if kind not in expect:
+    problem = _content_problem(part, kind, expect)
+    if problem:
         part.unlink(missing_ok=True)
-        wanted = "/".join(e.upper() for e in expect)
-        raise DownloadError(f"The downloaded file is not a valid {wanted} (got {kind or 'unknown data'})")
+        raise CorruptDownload(problem)
     # Name the file after what it is, not what the link said (an importer picks by extension too).
     suffix = _SUFFIX[str(kind)]
     if dest.suffix.lower() not in ((suffix, ".jpeg") if kind == "jpeg" else (suffix,)):
@@ -112,8 +159,112 @@ def download(
     return dest
 
 
+def _get(session: requests.Session, url: str, headers: dict[str, str | None], timing: Timing,
+         online_access: Callable[[], bool]) -> requests.Response:
+    """GET with redirects followed by hand: every hop is checked against the online-access policy."""
+    for _hop in range(MAX_REDIRECTS + 1):
+        netpolicy.check_allowed(url, online_access())
+        response = session.get(url, headers=headers, stream=True, allow_redirects=False,
+                               timeout=(timing.connect_timeout, timing.read_timeout))
+        location = response.headers.get("Location")
+        if response.status_code in (301, 302, 303, 307, 308) and location:
+            response.close()
+            url = urljoin(url, location)
+            continue
+        return response
+    raise DownloadError(f"The result link redirected more than {MAX_REDIRECTS} times")
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives. `read1` hands over whatever has come in (up to CHUNK), so when the server
+    stalls every byte received so far is already on disk for the resume; iter_content would sit on a
+    partly filled chunk until the read timeout and lose it."""
+    raw: Any = response.raw
+    read1 = getattr(raw, "read1", None)
+    if read1 is None or getattr(raw, "chunked", False):  # urllib3 1.x, or a chunked body
+        yield from response.iter_content(CHUNK)
+        return
+    while True:
+        try:
+            data = read1(CHUNK)
+        except u3.ReadTimeoutError as exc:  # the same mapping requests' iter_content does
+            raise requests.ConnectionError(exc) from exc
+        except (u3.ProtocolError, OSError) as exc:
+            raise requests.exceptions.ChunkedEncodingError(exc) from exc
+        except u3.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from exc
+        if not data:
+            return
+        yield data
+
+
+def _break(response: requests.Response) -> None:
+    """Shut the response's socket down so that a read blocked on it returns at once."""
+    raw: Any = response.raw
+    sock = None
+    for holder in (getattr(raw, "connection", None), getattr(raw, "_connection", None)):
+        sock = getattr(holder, "sock", None)
+        if sock is not None:
+            break
+    if sock is None:  # http.client's file object: fp (a SocketIO) -> its socket
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _resumes_at(response: requests.Response, have: int) -> bool:
+    match = re.match(r"\s*bytes\s+(\d+)-", response.headers.get("Content-Range") or "")
+    return match is None or int(match.group(1)) == have  # no Content-Range: trust the 206
+
+
+def _too_large(size: int, limit: int, at_least: bool = False) -> str:
+    return (f"The result is {'over ' if at_least else ''}{human_size(size)}, larger than the download limit of "
+            f"{human_size(limit)}; nothing was kept. Raise the limit to fetch it.")
+
+
 def _expected_total(response: requests.Response, have: int) -> int | None:
     length = response.headers.get("Content-Length")
     if length is None or not length.isdigit():
         return None
     return int(length) + (have if response.status_code == 206 else 0)
+
+
+def _content_problem(path: Path, kind: str | None, expect: Collection[str]) -> str | None:
+    """Why the file is not a usable result, or None."""
+    wanted = "/".join(e.upper() for e in expect)
+    if kind not in expect:
+        with open(path, "rb") as fh:
+            head = fh.read(512).lstrip().lower()
+        if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+            return f"The server sent a web page instead of the {wanted} file"
+        if head[:4] == b"gltf":
+            return f"The {wanted} file is damaged or cut short"
+        return f"The downloaded file is not a valid {wanted} (got {kind or 'unknown data'})"
+    if kind == "glb":
+        return _glb_problem(path)
+    if kind == "fbx" and path.stat().st_size < 27:
+        return "The FBX file is cut short"
+    return None
+
+
+def _glb_problem(path: Path) -> str | None:
+    """The GLB header checks out (sniff_file); its first chunk must be a readable glTF JSON document."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(20)
+        if len(head) < 20:
+            return "The GLB file is cut short"
+        length, chunk_type = struct.unpack_from("<I4s", head, 12)
+        if chunk_type != b"JSON" or length == 0 or 20 + length > size:
+            return "The GLB file is damaged (no glTF JSON chunk)"
+        if length > 256 << 20:
+            return "The GLB file is damaged (its JSON chunk is implausibly large)"
+        try:
+            doc = json.loads(fh.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return "The GLB file is damaged (its glTF JSON does not parse)"
+    if not isinstance(doc, dict) or not isinstance(doc.get("asset"), dict):
+        return "The GLB file is damaged (its glTF JSON has no asset description)"
+    return None

@@ -1,18 +1,26 @@
 """HTTP to a provider's API: one requests.Session per job, the key sent only to the API's own origin,
-errors turned into typed exceptions, and a retry helper that knows which requests are safe to repeat."""
+errors turned into typed exceptions, and a retry helper that knows which requests are safe to repeat.
+
+Also the guard that keeps keys out of logs and messages: every configured key is registered here,
+`redact` removes them from any text, and `SecretFilter` does the same to log records.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import requests
+from urllib3 import exceptions as u3
 
 from . import netpolicy
 from .errors import (
@@ -29,6 +37,87 @@ log = logging.getLogger(__name__)
 USER_AGENT = "Marionette-Blender/0.1"
 T = TypeVar("T")
 
+# A Retry-After longer than this is not believed: the job would look dead.
+MAX_RETRY_AFTER = 600.0
+
+
+# -- secrets -----------------------------------------------------------------------------------------
+
+MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words; no real key is that short
+REDACTED = "[key hidden]"
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Remember a key so that `redact` and the log filter hide it from now on (in memory only)."""
+    value = (value or "").strip()
+    if len(value) < MIN_SECRET_LENGTH:
+        return
+    with _secrets_lock:
+        known = value in _secrets
+        _secrets.add(value)
+    if not known:
+        install_log_redaction()
+
+
+def redact(text: str) -> str:
+    """`text` with every registered key replaced; cheap when there is none."""
+    if not _secrets or not text:
+        return text
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """Rewrites a log record whose message or traceback carries a registered key. Never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the logging module's business, not ours
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+SECRET_FILTER = SecretFilter()
+# The add-on's own package ("addon" in a checkout, "bl_ext.user_default.marionette" when installed).
+PACKAGE = __name__.rsplit(".core.", 1)[0]
+_THIRD_PARTY_LOGGERS = ("urllib3", "requests")
+
+
+def install_log_redaction() -> None:
+    """Put SECRET_FILTER on every logger of this add-on (and of requests/urllib3) that exists now.
+
+    A filter on a logger sees the records made there, so each module logger gets it; this is called
+    again whenever a key or a worker appears, which covers modules imported later.
+    """
+    names = [PACKAGE, *_THIRD_PARTY_LOGGERS]
+    names += [name for name in list(logging.root.manager.loggerDict)
+              if name.startswith(PACKAGE + ".") or name.startswith(tuple(n + "." for n in _THIRD_PARTY_LOGGERS))]
+    for name in names:
+        logger = logging.getLogger(name)
+        if SECRET_FILTER not in logger.filters:
+            logger.addFilter(SECRET_FILTER)
+
+
+# -- configuration -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ProviderConfig:
@@ -39,6 +128,7 @@ class ProviderConfig:
 
     def __post_init__(self) -> None:
         netpolicy.host_of(self.base_url)  # raises ConfigError on a malformed URL
+        register_secret(self.api_key)
 
 
 @dataclass
@@ -52,6 +142,16 @@ class Timing:
     retry_base: float = 1.0
     retry_max: float = 60.0
     max_transient_retries: int = 8
+
+
+class ConnectFailed(TransientError):
+    """The connection could not be opened (refused, unreachable, connect timeout). Nothing was sent,
+    so any request may be repeated, even one that creates a paid task."""
+
+
+class SlotWait(RateLimited):
+    """The account's queue of concurrent tasks is full: nothing was created and nothing failed; the job
+    waits locally and sends the request again when a slot frees. The message says so to the artist."""
 
 
 class ApiClient:
@@ -71,7 +171,7 @@ class ApiClient:
         self.timing = timing
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self.session.trust_env = False  # proxies from the environment must not see our keys
+        self.session.trust_env = False  # proxies and .netrc from the environment must not see our keys
 
     def url(self, path: str) -> str:
         return urljoin(self.config.base_url.rstrip("/") + "/", path.lstrip("/"))
@@ -82,6 +182,7 @@ class ApiClient:
         headers = dict(kwargs.pop("headers", None) or {})
         if self.config.api_key and netpolicy.same_origin(url, self.config.base_url):
             headers.update(self._auth_header(self.config.api_key))
+        host = netpolicy.host_of(url)
         try:
             response = self.session.request(
                 method,
@@ -92,14 +193,78 @@ class ApiClient:
                 **kwargs,
             )
         except requests.ConnectionError as exc:
-            raise TransientError(f"Could not reach {netpolicy.host_of(url)}: {_short(exc)}") from exc
+            if nothing_sent(exc):
+                raise ConnectFailed(f"Could not connect to {host} ({connection_problem(exc)})") from exc
+            if _timed_out(exc):
+                raise TransientError(f"{host} did not answer in time") from exc
+            raise TransientError(f"The connection to {host} broke ({connection_problem(exc)})") from exc
         except requests.Timeout as exc:
-            raise TransientError(f"{netpolicy.host_of(url)} did not answer in time") from exc
+            raise TransientError(f"{host} did not answer in time") from exc
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            raise TransientError(f"The answer from {host} was cut off") from exc
         raise_for_status(response)
+        if _is_web_page(response):
+            # A proxy, captive portal or error page answering in the API's place: not an answer.
+            raise TransientError(f"{host} answered with a web page instead of data (HTTP {response.status_code})")
         return response
 
     def close(self) -> None:
         self.session.close()
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it wraps (requests wraps urllib3 in args), and its causes."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        reason = getattr(item, "reason", None)
+        for inner in (reason, *item.args, item.__cause__, item.__context__):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+
+
+_NAME_RESOLUTION: type[BaseException] | None = getattr(u3, "NameResolutionError", None)  # urllib3 2 only
+
+
+def nothing_sent(exc: BaseException) -> bool:
+    """True when the connection was never established, so the request cannot have reached the server."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    return any(isinstance(item, u3.NewConnectionError | u3.ConnectTimeoutError | ConnectionRefusedError)
+               for item in _chain(exc))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return any(isinstance(item, u3.ReadTimeoutError | TimeoutError) for item in _chain(exc))
+
+
+def connection_problem(exc: BaseException) -> str:
+    """A few words for what went wrong with a connection, without the URL soup requests puts in."""
+    chain = list(_chain(exc))
+    # The operating system's own reason first: urllib3 wraps a refusal in a "connect timeout" class.
+    for item in chain:
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(item, ConnectionResetError):
+            return "connection reset"
+    for item in chain:
+        if _NAME_RESOLUTION is not None and isinstance(item, _NAME_RESOLUTION):
+            return "host name not found"
+        if isinstance(item, u3.SSLError):
+            return "TLS certificate problem"
+        if isinstance(item, u3.ReadTimeoutError | TimeoutError | u3.ConnectTimeoutError):
+            return "timed out"
+    return exc.__class__.__name__
+
+
+def _is_web_page(response: requests.Response) -> bool:
+    kind = (response.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    return kind in ("text/html", "application/xhtml+xml")
 
 
 def _short(exc: BaseException) -> str:
@@ -117,11 +282,11 @@ def error_message(response: requests.Response) -> str:
         for key in ("message", "error_message", "error", "detail"):
             value = body.get(key)
             if isinstance(value, str) and value:
-                return value
+                return redact(value)
             if isinstance(value, dict):
                 nested = value.get("message") or value.get("error_message")
                 if isinstance(nested, str) and nested:
-                    return nested
+                    return redact(nested)
     return f"HTTP {response.status_code} {response.reason}"
 
 
@@ -129,7 +294,13 @@ def raise_for_status(response: requests.Response) -> None:
     status = response.status_code
     if status < 400:
         if 300 <= status < 400:
-            raise ProviderError(f"Unexpected redirect (HTTP {status}); not followed", status=status)
+            location = response.headers.get("Location") or ""
+            try:
+                where = f" to {netpolicy.host_of(urljoin(response.url, location))}" if location else ""
+            except Exception:
+                where = ""
+            raise ProviderError(f"The provider answered with a redirect{where} (HTTP {status}); Marionette does "
+                                "not follow redirects with your key. Check the provider's base URL.", status=status)
         return
     message = error_message(response)
     if status in (401, 403):
@@ -144,21 +315,34 @@ def raise_for_status(response: requests.Response) -> None:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+    """Retry-After in seconds, from either of its forms (delta-seconds or an HTTP date)."""
+    value = (response.headers.get("Retry-After") or "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
         return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 class Pacer:
-    """Sleeps that a cancel or a shutdown interrupts at once."""
+    """Sleeps that a cancel or a shutdown interrupts at once, and the hooks that break a blocked read."""
 
     def __init__(self, cancel: threading.Event, stop: threading.Event) -> None:
         self.cancel = cancel
         self.stop = stop
+        self._hooks: dict[int, Callable[[], None]] = {}
+        self._lock = threading.Lock()
+        self._next = 0
 
     def checkpoint(self) -> None:
         if self.cancel.is_set():
@@ -175,6 +359,36 @@ class Pacer:
                 break
         self.checkpoint()
 
+    @contextlib.contextmanager
+    def abortable(self, abort: Callable[[], None]) -> Iterator[None]:
+        """While inside, a cancel or a shutdown also calls `abort` (e.g. to close a socket that a read is
+        blocked on), so that the worker stops at once instead of after the read timeout."""
+        with self._lock:
+            self._next += 1
+            token = self._next
+            self._hooks[token] = abort
+        try:
+            if self.cancel.is_set() or self.stop.is_set():
+                _quietly(abort)
+            yield
+        finally:
+            with self._lock:
+                self._hooks.pop(token, None)
+
+    def abort(self) -> None:
+        """Called by whoever set `cancel` or `stop`: run the abort hooks of reads in progress."""
+        with self._lock:
+            hooks = list(self._hooks.values())
+        for hook in hooks:
+            _quietly(hook)
+
+
+def _quietly(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception as exc:  # best effort: the read then ends by its own timeout
+        log.debug("abort hook failed: %s", exc)
+
 
 class Shutdown(Exception):
     """Blender is closing or the add-on is being disabled: stop work, keep the job resumable."""
@@ -187,28 +401,43 @@ def with_retries(
     timing: Timing,
     notice: Callable[[str | None], None],
     repeatable: bool = True,
+    queued: Callable[[bool], None] | None = None,
 ) -> T:
     """Run `fn`, retrying rate limits and transient failures with capped exponential backoff.
 
     A create request is not `repeatable` once it may have reached the provider: then only answers
-    that say "not accepted" (429, 5xx with a body) are retried, never a lost connection mid-request.
+    that say "not accepted" (429, 5xx with a body) and connections that never opened are retried,
+    never a connection lost mid-request. `queued(True/False)` is told when the provider's queue is full
+    (SlotWait) and when it took the request.
     """
     attempt = 0
+    transient = 0
+    waiting_for_slot = False
     while True:
         pacer.checkpoint()
         try:
             result = fn()
+            if waiting_for_slot and queued is not None:
+                queued(False)
             notice(None)
             return result
+        except SlotWait as exc:
+            wait = exc.retry_after if exc.retry_after is not None else _backoff(attempt, timing)
+            if not waiting_for_slot and queued is not None:
+                queued(True)
+            waiting_for_slot = True
+            notice(f"{exc}; asking again in {wait:.0f} s")
+            log.info("queue full (%s), waiting %.1f s", exc.code, wait)
         except RateLimited as exc:
             wait = exc.retry_after if exc.retry_after is not None else _backoff(attempt, timing)
             notice(f"Rate limited by the provider ({exc.code or '429'}); retrying in {wait:.0f} s")
             log.info("rate limited (%s), waiting %.1f s", exc.code, wait)
         except TransientError as exc:
-            if not repeatable and exc.status is None:
+            if not repeatable and exc.status is None and not isinstance(exc, ConnectFailed):
                 raise
-            if attempt >= timing.max_transient_retries:
+            if transient >= timing.max_transient_retries:
                 raise
+            transient += 1
             wait = _backoff(attempt, timing)
             notice(f"{exc} - retrying in {wait:.0f} s")
             log.info("transient error: %s; waiting %.1f s", exc, wait)
@@ -217,4 +446,4 @@ def with_retries(
 
 
 def _backoff(attempt: int, timing: Timing) -> float:
-    return float(min(timing.retry_max, timing.retry_base * (2**attempt)) * random.uniform(0.8, 1.0))
+    return float(min(timing.retry_max, timing.retry_base * (2 ** min(attempt, 30))) * random.uniform(0.8, 1.0))

@@ -10,16 +10,38 @@ import hashlib
 import json
 import logging
 import queue
+import struct
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import downloads
-from .errors import Cancelled, ConfigError, MarionetteError, ProviderError, TaskFailed, TransientError
-from .http import ApiClient, Pacer, ProviderConfig, Shutdown, Timing, with_retries
+from .errors import (
+    Cancelled,
+    ConfigError,
+    DownloadError,
+    InputError,
+    MarionetteError,
+    ProviderError,
+    TaskFailed,
+    TransientError,
+)
+from .formats import JPEG_MAGIC, PNG_MAGIC
+from .http import (
+    ApiClient,
+    ConnectFailed,
+    Pacer,
+    ProviderConfig,
+    Shutdown,
+    Timing,
+    install_log_redaction,
+    redact,
+    with_retries,
+)
 from .models import Asset, GenerationRequest, Job, JobState, RemoteTask, TaskStatus
 from .providers.base import Provider, TaskSnapshot
 from .store import JobStore
@@ -28,6 +50,17 @@ log = logging.getLogger(__name__)
 
 # Two identical requests this close together are one double click, not two purchases.
 DOUBLE_SUBMIT_WINDOW = 2.0
+# A result that arrives damaged (an HTML page, a cut GLB) is fetched this many times before the job
+# fails; it stays retryable, and the provider's finished task is reused.
+CORRUPT_DOWNLOAD_ATTEMPTS = 3
+# A refused (expired) link is replaced by a fresh one from the task's status this many times.
+LINK_REFRESHES = 2
+# After a create whose answer was lost, the provider's task list is read this many times (the task
+# may appear a moment late) before Marionette gives up looking.
+FIND_ATTEMPTS = 3
+
+# find(sent_at) -> the remote id of a task this job created at `sent_at` whose answer was lost, or None.
+Finder = Callable[[float], str | None]
 
 
 @dataclass(frozen=True)
@@ -55,7 +88,11 @@ class JobContext:
     def job(self) -> Job:
         return self.runner.store.get(self.job_id)
 
-    def edit(self, change: Callable[[Job], None]) -> Job:
+    def edit(self, change: Callable[[Job], None], force: bool = False) -> Job:
+        if self.pacer.stop.is_set() and not force:
+            # Blender is closing: the next session owns the journal now. A worker still inside a slow
+            # request must not write its stale view of the jobs over it.
+            raise Shutdown()
         job = self.runner.store.update(self.job_id, change)
         self.runner.events.put(self.job_id)
         return job
@@ -69,6 +106,7 @@ class JobContext:
         self.edit(change)
 
     def notice(self, text: str | None) -> None:
+        text = redact(text) if text else self.runner.note(self.job_id)
         if self.job().notice != text:
             self.edit(lambda job: setattr(job, "notice", text))
 
@@ -77,36 +115,36 @@ class JobContext:
 
     # -- remote tasks ------------------------------------------------------------------------------
 
-    def submit_once(self, key: str, label: str, create: Callable[[], str]) -> str:
-        """Create the remote task `key` unless the journal says it exists; return its remote id."""
+    def submit_once(self, key: str, label: str, create: Callable[[], str], find: Finder | None = None) -> str:
+        """Create the remote task `key` unless the journal says it exists; return its remote id.
+
+        The create request is sent at most once per attempt and never repeated after it may have
+        reached the provider (a connection lost mid-request): then `find` (where the provider can list
+        its tasks) looks for the task that request made and adopts it; without `find`, or when it finds
+        nothing, the job fails with a message saying what to do, and Retry sends it again.
+        """
         task = self.job().task(key)
         if task and task.remote_id:
             return task.remote_id
-        if task and task.status is TaskStatus.SUBMITTING:
-            raise ProviderError(
-                f"Creating the {label.lower()} task was interrupted before {self.provider.label} answered. "
-                f"It may exist (and be paid for) on {self.provider.label}; Marionette does not send it "
-                "again. Check your account's task list, or recover it by task id."
-            )
-
-        def mark_submitting(job: Job) -> None:
-            existing = job.task(key)
-            if existing is None:
-                job.tasks.append(RemoteTask(key=key, label=label, status=TaskStatus.SUBMITTING))
-            else:
-                existing.status = TaskStatus.SUBMITTING
-
-        self.edit(mark_submitting)
+        if task and task.submitted_at and task.status in (TaskStatus.SUBMITTING, TaskStatus.NEW):
+            # A create left earlier (before a restart, or before a Retry) and its answer never came back.
+            if find is not None and (found := self._find(key, label, find, task.submitted_at, attempts=1)):
+                return found
+            if task.status is TaskStatus.SUBMITTING:
+                raise self._interrupted(label, searched=find is not None)
         try:
-            remote_id = with_retries(create, pacer=self.pacer, timing=self.timing, notice=self.notice,
-                                     repeatable=False)
+            remote_id = with_retries(self._attempt(key, label, create), pacer=self.pacer, timing=self.timing,
+                                     notice=self.notice, repeatable=False,
+                                     queued=lambda waiting: self._queued(label, waiting))
         except TransientError as exc:
-            if exc.status is not None:  # the provider answered "no": nothing was created
-                self._task_status(key, TaskStatus.NEW)
-            raise
-        except (ProviderError, ConfigError, Cancelled, Shutdown):
-            self._task_status(key, TaskStatus.NEW)  # refused or never sent
-            raise
+            if exc.status is not None or isinstance(exc, ConnectFailed):  # answered "no", or never sent
+                raise
+            log.warning("job %s: the %s create request may have reached %s: %s", self.job_id, key,
+                        self.provider.label, exc)
+            sent_at = (self.job().task(key) or RemoteTask(key=key, label=label)).submitted_at or time.time()
+            if find is not None and (found := self._find(key, label, find, sent_at, attempts=FIND_ATTEMPTS)):
+                return found
+            raise self._interrupted(label, searched=find is not None) from exc
 
         def record(job: Job) -> None:
             task = job.task(key)
@@ -115,9 +153,91 @@ class JobContext:
             task.status = TaskStatus.SUBMITTED
             task.submitted_at = time.time()
 
-        self.edit(record)
+        self.edit(record, force=True)  # a paid task's id is recorded even while Blender closes
         log.info("job %s: %s task %s created", self.job_id, key, remote_id)
         return remote_id
+
+    def _attempt(self, key: str, label: str, create: Callable[[], str]) -> Callable[[], str]:
+        """One create attempt: the journal says SUBMITTING only while a request may be on its way, and
+        NEW again as soon as the provider has said no (so a quit while waiting to retry is harmless)."""
+        def attempt() -> str:
+            sent_at = time.time()
+
+            def mark_submitting(job: Job) -> None:
+                task = job.task(key)
+                if task is None:
+                    job.tasks.append(RemoteTask(key=key, label=label, status=TaskStatus.SUBMITTING,
+                                                submitted_at=sent_at))
+                else:
+                    task.status, task.submitted_at = TaskStatus.SUBMITTING, sent_at
+
+            self.edit(mark_submitting)
+            try:
+                return create()
+            except TransientError as exc:
+                if exc.status is not None or isinstance(exc, ConnectFailed):
+                    self._task_status(key, TaskStatus.NEW, sent=False)
+                raise
+            except (ProviderError, ConfigError):  # refused, or never sent
+                self._task_status(key, TaskStatus.NEW, sent=False)
+                raise
+
+        return attempt
+
+    def known_remote_ids(self) -> set[str]:
+        """Every remote task id a job in the journal knows: never adopted by another job."""
+        return {t.remote_id for job in self.runner.store.all() for t in job.tasks if t.remote_id}
+
+    def _find(self, key: str, label: str, find: Finder, sent_at: float, attempts: int) -> str | None:
+        """Look for the task a create sent at `sent_at` made, and adopt it. None when it is not there."""
+        for attempt in range(attempts):
+            try:
+                found = with_retries(lambda: find(sent_at), pacer=self.pacer, timing=self.timing,
+                                     notice=self.notice)
+            except ProviderError as exc:
+                log.warning("job %s: could not look for the %s task: %s", self.job_id, key, exc)
+                return None
+            if found and found not in self.known_remote_ids():
+                def adopt(job: Job, found: str = found) -> None:
+                    task = job.task(key)
+                    if task is None:
+                        task = RemoteTask(key=key, label=label)
+                        job.tasks.append(task)
+                    task.remote_id, task.status = found, TaskStatus.SUBMITTED
+                    task.submitted_at = task.submitted_at or sent_at
+
+                self.edit(adopt)
+                log.info("job %s: found the %s task %s that %s created before its answer was lost",
+                         self.job_id, key, found, self.provider.label)
+                return found
+            if attempt + 1 < attempts:
+                self.pacer.sleep(min(self.timing.retry_max, self.timing.retry_base * (2 ** attempt)))
+        return None
+
+    def _interrupted(self, label: str, searched: bool) -> ProviderError:
+        name = self.provider.label
+        text = (f"Creating the {label.lower()} task was interrupted after the request was sent, before {name} "
+                f"answered. It may exist (and be paid for) on {name}; Marionette does not send it again on "
+                "its own. ")
+        if searched:
+            text += (f"{name}'s task list does not show it: press Retry to look again and send it if it is still "
+                     "missing.")
+        elif self.provider.can_recover:
+            text += (f"If your {name} account lists it, use Recover by Task ID with its id; otherwise press Retry "
+                     "to send it again.")
+        else:
+            text += f"Check your {name} account; press Retry to send it again."
+        return ProviderError(text, code="interrupted_create")
+
+    def _queued(self, label: str, waiting: bool) -> None:
+        """The provider's queue is full: the job waits locally (PENDING), and runs again once it is taken."""
+        def change(job: Job) -> None:
+            if waiting:
+                job.state, job.stage = JobState.PENDING, f"{label}: queued locally, waiting for a free slot"
+            else:
+                job.state, job.stage = JobState.RUNNING, f"{label}: submitted"
+
+        self.edit(change)
 
     def adopt_task(self, key: str, label: str, remote_id: str) -> None:
         """Record a task that exists already (made elsewhere) so that it is polled, never created."""
@@ -127,13 +247,17 @@ class JobContext:
 
         self.edit(change)
 
-    def _task_status(self, key: str, status: TaskStatus) -> None:
+    def _task_status(self, key: str, status: TaskStatus, sent: bool | None = None) -> None:
         def change(job: Job) -> None:
             task = job.task(key)
             if task is not None:
                 task.status = status
+                if sent is False:
+                    task.submitted_at = None  # nothing left: a later attempt need not look for it
 
-        self.edit(change)
+        # The provider's answer is known now: record it even while Blender closes, or the next start
+        # would think this create might have been taken.
+        self.edit(change, force=True)
 
     def poll(
         self,
@@ -208,8 +332,11 @@ class JobContext:
 
         def register(job: Job) -> None:
             for asset in wanted:
-                if job.asset(asset.key) is None:
+                stored = job.asset(asset.key)
+                if stored is None:
                     job.assets.append(asset)
+                elif not stored.path:
+                    stored.url = asset.url  # the newest link (an older one may have expired)
 
         self.edit(register)
         todo = [a for a in self.job().assets if a.key in {w.key for w in wanted} and not a.path]
@@ -218,6 +345,8 @@ class JobContext:
                            progress_from + (1 - progress_from) * index / max(1, len(todo)))
             stem = asset.key.replace(":", "_")
             dest = self.job_dir / downloads.safe_filename(f"{stem}.{_ext(asset.url, asset.role)}")
+            if dest.resolve().parent != self.job_dir.resolve():  # safe_filename makes this impossible
+                raise DownloadError(f"Refusing to write {dest.name} outside the job's folder")
             path = self._download_one(asset, dest, refresh_url)
 
             def record(job: Job, key: str = asset.key, path: Path = path) -> None:
@@ -229,9 +358,12 @@ class JobContext:
             self.edit(record)
 
     def _download_one(self, asset: Asset, dest: Path, refresh_url: Callable[[Asset], str] | None) -> Path:
+        """One result file: network trouble is retried (resuming with Range), a damaged file is fetched
+        again a few times, an expired link is replaced by a fresh one from the task's status."""
         url = asset.url
-        refreshed = False
+        refreshes = corrupt = 0
         expect = ("png", "jpeg") if asset.role in ("image", "preview") else ("glb", "fbx")
+        again = f"press Retry to fetch it again (the finished {self.provider.label} task is reused, not paid again)"
         while True:
             try:
                 return with_retries(
@@ -239,12 +371,35 @@ class JobContext:
                                                timing=self.timing, online_access=self.runner.online_access_now,
                                                expect=expect, max_bytes=self.runner.max_download_bytes),
                     pacer=self.pacer, timing=self.timing, notice=self.notice)
-            except MarionetteError as exc:
-                # An expired link is normal for a job resumed later: ask the provider for a fresh one.
-                if refresh_url is None or refreshed or "expired" not in str(exc):
-                    raise
-                url = refresh_url(asset)
-                refreshed = True
+            except downloads.CorruptDownload as exc:
+                corrupt += 1
+                if corrupt >= CORRUPT_DOWNLOAD_ATTEMPTS:
+                    raise DownloadError(f"{asset.name}: {exc} ({corrupt} attempts); nothing was imported. "
+                                        f"{again[0].upper()}{again[1:]}.") from exc
+                wait = min(self.timing.retry_max, self.timing.retry_base * (2 ** corrupt))
+                self.notice(f"{asset.name}: {exc}; fetching it again in {wait:.0f} s")
+                log.warning("job %s: %s arrived damaged (%s); attempt %d", self.job_id, asset.name, exc, corrupt)
+                self.pacer.sleep(wait)
+            except downloads.LinkRefused as exc:
+                # A signed link expires (a job resumed later, a slow download): the task's status gives a fresh one.
+                if refresh_url is None:
+                    raise DownloadError(f"{asset.name}: {exc}. {self.provider.label} cannot hand out a new link "
+                                        "for it.") from exc
+                if refreshes >= LINK_REFRESHES:
+                    raise DownloadError(f"{asset.name}: {exc}, and a fresh link was refused too; {again}.") from exc
+                refreshes += 1
+                self.notice(f"{asset.name}: the link expired; asking {self.provider.label} for a fresh one")
+                url = with_retries(lambda: refresh_url(asset), pacer=self.pacer, timing=self.timing,
+                                   notice=self.notice)
+                self._remember_url(asset.key, url)
+
+    def _remember_url(self, key: str, url: str) -> None:
+        def change(job: Job) -> None:
+            stored = job.asset(key)
+            if stored is not None:
+                stored.url = url
+
+        self.edit(change)
 
 
 def _ext(url: str, role: str = "model") -> str:
@@ -267,10 +422,17 @@ class JobRunner:
         self.max_download_bytes = downloads.DEFAULT_MAX_BYTES
         self._stop = threading.Event()
         self._workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self._pacers: dict[str, Pacer] = {}
+        self._notes: dict[str, str] = {}  # job id -> the submit-time note (in memory: this session's jobs)
         self._lock = threading.Lock()
+        install_log_redaction()
 
     def online_access_now(self) -> bool:
         return self.online_access
+
+    def note(self, job_id: str) -> str | None:
+        """The note given at submit, shown whenever the job has no other notice."""
+        return self._notes.get(job_id)
 
     def provider(self, provider_id: str) -> Provider:
         try:
@@ -280,13 +442,19 @@ class JobRunner:
 
     # -- main-thread API ---------------------------------------------------------------------------
 
-    def submit(self, request: GenerationRequest, config: ProviderConfig, files: Sequence[InputFile] = ()) -> Job:
-        """Validate, record and start a job. Input bytes are copied into the job folder first."""
+    def submit(self, request: GenerationRequest, config: ProviderConfig, files: Sequence[InputFile] = (),
+               note: str | None = None) -> Job:
+        """Validate, record and start a job. Input bytes are copied into the job folder first.
+
+        `note` is something the artist should know about the job from the start (e.g. "the picture was
+        downscaled"): it stays the job's notice whenever no other notice is showing, to its end.
+        """
         provider = self.provider(request.provider)
         request = request.model_copy(update={"options": provider.resolve_options(request.options, request.kind)})
         provider.validate(request)
         if files:  # an image given by URL (Claythis) has no file to check
             provider.check_files(request.kind, [f.data for f in files])
+            check_images(files)
         fingerprint = _fingerprint(request, files)
         now = time.time()
         for job in self.store.all():
@@ -304,6 +472,9 @@ class JobRunner:
                   fingerprint=fingerprint)
         if paths and request.kind in ("image", "multi_image"):
             job.thumbnail = paths[0]  # until the provider's own preview arrives
+        if note:
+            job.notice = note
+            self._notes[job_id] = note
         self.store.add(job)
         self.events.put(job_id)
         self._start(job_id, config)
@@ -330,7 +501,16 @@ class JobRunner:
             raise ConfigError("This job succeeded: import it again instead")
 
         def reset(j: Job) -> None:
-            j.tasks = [t for t in j.tasks if t.status in (TaskStatus.SUBMITTED, TaskStatus.SUCCEEDED)]
+            kept = []
+            for t in j.tasks:
+                if t.status in (TaskStatus.SUBMITTED, TaskStatus.SUCCEEDED):
+                    kept.append(t)
+                elif t.status is TaskStatus.SUBMITTING:
+                    # Its answer was lost: sent again on this retry, after a look at the provider's list
+                    # (where it has one) in case it was created after all.
+                    t.status = TaskStatus.NEW
+                    kept.append(t)
+            j.tasks = kept
             j.state, j.stage, j.progress = JobState.PENDING, "Queued (retry)", 0.0
             j.error = j.error_code = j.notice = j.import_error = None
             j.cancel_requested = False
@@ -355,8 +535,11 @@ class JobRunner:
         self.store.update(job_id, lambda j: setattr(j, "cancel_requested", True))
         with self._lock:
             worker = self._workers.get(job_id)
+            pacer = self._pacers.get(job_id)
         if worker and worker[0].is_alive():
             worker[1].set()
+            if pacer is not None:
+                pacer.abort()  # a read blocked on a stalled server ends now, not at its timeout
         elif config is not None:
             # No worker (e.g. resumed without one yet): cancel remotely on a short-lived thread.
             self._start(job_id, config, cancelled=True)
@@ -374,10 +557,18 @@ class JobRunner:
             return sum(1 for thread, _ in self._workers.values() if thread.is_alive())
 
     def shutdown(self, timeout: float = 2.0) -> None:
-        """Stop every worker without changing job states: they resume at the next start."""
+        """Stop every worker without changing job states: they resume at the next start.
+
+        Downloads blocked on a read are broken off at once. A worker still inside a slow request
+        writes nothing more (JobContext.edit), so it cannot put its stale view of the jobs over the next
+        session's journal.
+        """
         self._stop.set()
         with self._lock:
             threads = [thread for thread, _ in self._workers.values()]
+            pacers = list(self._pacers.values())
+        for pacer in pacers:
+            pacer.abort()
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -399,27 +590,39 @@ class JobRunner:
         provider = self.provider(job.provider)
         client = ApiClient(config, auth_header=provider.auth_header, online_access=self.online_access_now,
                            timing=self.timing)
-        ctx = JobContext(self, job_id, provider, client, Pacer(cancel, self._stop))
+        pacer = Pacer(cancel, self._stop)
+        with self._lock:
+            self._pacers[job_id] = pacer
+        install_log_redaction()  # modules imported since the last call get the key filter too
+        ctx = JobContext(self, job_id, provider, client, pacer)
         try:
-            self.store.update(job_id, lambda j: setattr(j, "state", JobState.RUNNING))
-            self.events.put(job_id)
+            ctx.edit(lambda j: setattr(j, "state", JobState.RUNNING))
             provider.run(ctx)
             ctx.pacer.checkpoint()
             self._finish(job_id, JobState.SUCCEEDED, "Ready to import", progress=1.0)
-        except Cancelled as exc:
-            self._cancel_remote(provider, ctx)
-            self._finish(job_id, JobState.CANCELED, "Cancelled", error=None if str(exc) == "Cancelled" else str(exc))
         except Shutdown:
             log.info("job %s paused for shutdown; it resumes at the next start", job_id)
+        except Cancelled as exc:
+            if self._stop.is_set():  # closing: the journal's cancel_requested finishes it at the next start
+                return
+            self._cancel_remote(provider, ctx)
+            self._finish(job_id, JobState.CANCELED, "Cancelled", error=None if str(exc) == "Cancelled" else str(exc))
         except MarionetteError as exc:
+            if self._stop.is_set():  # an error caused by the shutdown itself: resume, do not fail
+                log.info("job %s stopped for shutdown (%s); it resumes at the next start", job_id, exc)
+                return
             log.warning("job %s failed: %s", job_id, exc)
             self._finish(job_id, JobState.FAILED, "Failed", error=str(exc), code=getattr(exc, "code", None))
         except Exception as exc:  # a bug must not kill the job silently: record it
             log.exception("job %s: unexpected error", job_id)
-            self._finish(job_id, JobState.FAILED, "Failed",
-                         error=f"Unexpected error ({exc.__class__.__name__}): {exc}")
+            if not self._stop.is_set():
+                self._finish(job_id, JobState.FAILED, "Failed",
+                             error=f"Unexpected error ({exc.__class__.__name__}): {exc}")
         finally:
             client.close()
+            with self._lock:
+                if self._pacers.get(job_id) is pacer:
+                    del self._pacers[job_id]
             self.events.put(job_id)
 
     def _cancel_remote(self, provider: Provider, ctx: JobContext) -> None:
@@ -431,9 +634,9 @@ class JobRunner:
     def _finish(self, job_id: str, state: JobState, stage: str, *, error: str | None = None,
                 code: str | None = None, progress: float | None = None) -> None:
         def change(job: Job) -> None:
-            job.state, job.stage, job.notice = state, stage, None
+            job.state, job.stage, job.notice = state, stage, self.note(job_id)
             if error is not None:
-                job.error, job.error_code = error, code
+                job.error, job.error_code = redact(error), code  # a provider may echo the key back
             if progress is not None:
                 job.progress = progress
 
@@ -447,3 +650,130 @@ def _fingerprint(request: GenerationRequest, files: Sequence[InputFile]) -> str:
     for item in files:
         digest.update(hashlib.sha256(item.data).digest())
     return digest.hexdigest()
+
+
+# -- input images ------------------------------------------------------------------------------------
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+MAX_IMAGE_PIXELS = 1 << 28  # 16384 x 16384: larger headers are damage, not pictures
+
+
+def check_images(files: Sequence[InputFile]) -> None:
+    """Refuse a PNG or JPEG that is damaged (a valid signature on broken data) before anything is sent:
+    a provider would take the upload (and maybe the credits) and fail later, or make garbage of it."""
+    for item in files:
+        head = item.data[:8]
+        if head.startswith(PNG_MAGIC):
+            problem = png_problem(item.data)
+        elif head.startswith(JPEG_MAGIC):
+            problem = jpeg_problem(item.data)
+        else:
+            continue
+        if problem:
+            raise InputError(f"The image {item.name} is damaged ({problem}): open it in an image editor and save "
+                             "it again, or pick another picture")
+
+
+def png_problem(data: bytes) -> str | None:
+    """What is wrong with a PNG file, or None: every chunk's length and CRC, the header, and that the
+    image data decompresses to exactly the size the header announces."""
+    pos, first, header = len(PNG_MAGIC), True, None
+    inflate = zlib.decompressobj()
+    produced = 0
+    ended = False
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        body_end = pos + 8 + length
+        if body_end + 4 > len(data):
+            return "the file is cut short"
+        body = data[pos + 8:body_end]
+        (crc,) = struct.unpack_from(">I", data, body_end)
+        if zlib.crc32(kind + body) & 0xFFFFFFFF != crc:
+            return f"its {kind.decode('latin-1', 'replace')} chunk is corrupt"
+        if first and kind != b"IHDR":
+            return "it has no PNG header"
+        first = False
+        if kind == b"IHDR":
+            if length != 13:
+                return "its PNG header is malformed"
+            header = struct.unpack(">IIBBBBB", body)
+            width, height, depth, color, _compression, _filter, interlace = header
+            if not 0 < width * height <= MAX_IMAGE_PIXELS or depth not in _PNG_DEPTHS.get(color, ()) \
+                    or interlace not in (0, 1):
+                return "its PNG header is malformed"
+        elif kind == b"IDAT":
+            try:
+                while body and not inflate.eof:
+                    produced += len(inflate.decompress(body, 1 << 20))
+                    body = inflate.unconsumed_tail
+            except zlib.error:
+                return "its image data does not decompress"
+        elif kind == b"IEND":
+            ended = True
+            break
+        pos = body_end + 4
+    if header is None:
+        return "it has no PNG header"
+    try:
+        while not inflate.eof and (out := inflate.decompress(inflate.unconsumed_tail, 1 << 20)):
+            produced += len(out)
+    except zlib.error:
+        return "its image data does not decompress"
+    if not ended or not inflate.eof:
+        return "the file is cut short"
+    width, height, depth, color, _c, _f, interlace = header
+    if produced != _png_raw_size(width, height, depth * _PNG_CHANNELS[color], interlace):
+        return "its image data does not match its size"
+    return None
+
+
+def _png_raw_size(width: int, height: int, bits_per_pixel: int, interlace: int) -> int:
+    """Bytes of filtered scanlines (a filter byte per row) the image data must inflate to."""
+    def rows(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * bits_per_pixel + 7) // 8)
+
+    if not interlace:
+        return rows(width, height)
+    total = 0
+    for x0, y0, dx, dy in _ADAM7:
+        pass_width = (width - x0 + dx - 1) // dx if width > x0 else 0
+        pass_height = (height - y0 + dy - 1) // dy if height > y0 else 0
+        total += rows(pass_width, pass_height)
+    return total
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG or JPEG from its header, or None when it cannot be told."""
+    if data.startswith(PNG_MAGIC) and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack_from(">II", data, 16)
+        return int(width), int(height)
+    if not data.startswith(JPEG_MAGIC):
+        return None
+    pos = 2
+    while pos + 9 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header: SOFn
+            height, width = struct.unpack_from(">HH", data, pos + 5)
+            return int(width), int(height)
+        if marker == 0xDA:  # scan data before any frame header
+            return None
+        pos += 2 + length
+    return None
+
+
+def jpeg_problem(data: bytes) -> str | None:
+    """A JPEG must end its data with an EOI marker; a cut-off file does not."""
+    if len(data) < 4 or data.rfind(b"\xff\xd9") < 2:
+        return "the file is cut short"
+    return None

@@ -2,8 +2,10 @@
 Blender restarts and crashes.
 
 Writes are atomic (temp file, fsync, rename), so a crash leaves either the old or the new journal.
-A journal that cannot be read is moved aside and reported, never silently replaced by an empty one.
-API keys are not part of the models, so they cannot reach this file.
+A journal that cannot be read is copied aside (byte for byte) and reported, never silently replaced by
+an empty one; what can be saved from it is kept: a complete temp file left by a crash between its
+write and its rename, else every job entry that still reads. API keys are not part of the models, so
+they cannot reach this file.
 """
 
 from __future__ import annotations
@@ -42,18 +44,60 @@ class JobStore:
 
     def _load(self) -> None:
         if not self.path.exists():
+            self._adopt_leftover_tmp()
             return
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            jobs = [Job.model_validate(item) for item in data["jobs"]]
-        except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
-            aside = self.path.with_name(f"journal.damaged-{time.strftime('%Y%m%d-%H%M%S')}.json")
-            shutil.copy2(self.path, aside)
-            self.warning = (f"The job journal could not be read ({exc.__class__.__name__}); "
-                            f"it was kept as {aside.name}")
-            log.error(self.warning)
+            raw = self.path.read_bytes()
+            data = json.loads(raw.decode("utf-8"))
+            items = data["jobs"]
+            if not isinstance(items, list):
+                raise TypeError("jobs is not a list")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._damaged(exc.__class__.__name__, self._read_tmp())
+            return
+        jobs, bad = [], 0
+        for item in items:
+            try:
+                jobs.append(Job.model_validate(item))
+            except (ValidationError, ValueError, TypeError):
+                bad += 1
+        if bad:
+            self._damaged(f"{bad} of {len(items)} jobs unreadable", jobs)
             return
         self._jobs = {job.id: job for job in jobs}
+
+    def _read_tmp(self) -> list[Job] | None:
+        """The jobs of a complete temp journal (a crash came between its fsync and its rename), else None."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            data = json.loads(tmp.read_text(encoding="utf-8"))
+            return [Job.model_validate(item) for item in data["jobs"]]
+        except (OSError, ValueError, KeyError, TypeError, ValidationError):
+            return None
+
+    def _adopt_leftover_tmp(self) -> None:
+        jobs = self._read_tmp()
+        if jobs:
+            self._jobs = {job.id: job for job in jobs}
+            log.warning("the job journal was restored from %s.tmp (a crash came before its rename)", JOURNAL_NAME)
+
+    def _damaged(self, why: str, salvaged: list[Job] | None) -> None:
+        """Keep the damaged file aside, say so, and carry on with what could be saved."""
+        aside = self.path.with_name(f"journal.damaged-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        counter = 1
+        while aside.exists():
+            counter += 1
+            aside = self.path.with_name(f"journal.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{counter}.json")
+        try:
+            shutil.copy2(self.path, aside)
+        except OSError:
+            os.replace(self.path, aside)  # no room for a copy: a rename needs none
+        kept = f"it was kept as {aside.name}"
+        if salvaged:
+            self._jobs = {job.id: job for job in salvaged}
+        saved = f"; {len(salvaged)} job(s) were recovered" if salvaged else ""
+        self.warning = f"The job journal could not be read ({why}); {kept}{saved}"
+        log.error(self.warning)
 
     def get(self, job_id: str) -> Job:
         with self._lock:

@@ -89,6 +89,7 @@ class ClaidState:
         self.api_key: str | None = api_key
         self.credits: int = 100
         self.tmp_ttl: float = 24 * 3600.0
+        self.expired_links: int = 0  # the next N scene images get a tmp_url that has already expired
         self.uploads: list[ClaidUpload] = []
         self.scenes: list[ClaidScene] = []
 
@@ -200,7 +201,11 @@ class ClaidState:
                 self._emu.files.put(f"claid-{batch}", name, data=content)
                 item = _image_info(ext, width, height)
                 if destination is None:
-                    item["tmp_url"] = self._emu.files.url(f"claid-{batch}", name, self.tmp_ttl)
+                    ttl = self.tmp_ttl
+                    if self.expired_links > 0:
+                        self.expired_links -= 1
+                        ttl = -60.0
+                    item["tmp_url"] = self._emu.files.url(f"claid-{batch}", name, ttl)
                     scene.urls.append(item["tmp_url"])
                 else:
                     item["object_uri"] = destination.rstrip("/") + "/" + name

@@ -81,6 +81,7 @@ class Image3DState:
         self.running_polls: int = 2
         self.concurrency_limit: int | None = None
         self.url_ttl: float = 24 * 3600.0
+        self.expired_links: int = 0  # the next N status answers carry a model_url that has already expired
         self.tasks: dict[str, Image3DTask] = {}
         self._failures: list[str] = []
 
@@ -185,7 +186,11 @@ class Image3DState:
                 glb = self.glb
                 self._emu.files.put(task.id, "model.glb", **({"path": glb} if isinstance(glb, Path) else
                                                              {"data": glb}))
-                body["model_url"] = self._emu.files.url(task.id, "model.glb", self.url_ttl)
+                ttl = self.url_ttl
+                if self.expired_links > 0:
+                    self.expired_links -= 1
+                    ttl = -60.0
+                body["model_url"] = self._emu.files.url(task.id, "model.glb", ttl)
             elif phase == "failed":
                 body["error"] = task.failure
         return json_response(200, body)

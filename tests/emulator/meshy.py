@@ -311,6 +311,7 @@ class MeshyState:
         self.api_key: str | None = api_key  # None: open mode, any or no Authorization accepted
         self.assets: dict[str, Path] = {k: Path(v) for k, v in (assets or {}).items()}
         self.asset_ttl: float = 3 * 24 * 3600.0  # seconds a signed asset URL stays valid
+        self.expired_links: int = 0  # the next N renders of a finished task carry links already expired
         self.stream_interval: float = 0.02
         self.pending_polls: int = 2
         self.running_polls: int = 2
@@ -815,18 +816,23 @@ class MeshyState:
 
     # -- rendering ---------------------------------------------------------------------------------
 
-    def _sign(self, task_id: str, tree: Any) -> Any:
+    def _sign(self, task_id: str, tree: Any, ttl: float | None = None) -> Any:
+        ttl = self.asset_ttl if ttl is None else ttl
         if isinstance(tree, str):
-            return self._emu.files.url(task_id, tree, self.asset_ttl)
+            return self._emu.files.url(task_id, tree, ttl)
         if isinstance(tree, dict):
-            return {k: self._sign(task_id, v) for k, v in tree.items()}
+            return {k: self._sign(task_id, v, ttl) for k, v in tree.items()}
         if isinstance(tree, list):
-            return [self._sign(task_id, v) for v in tree]
+            return [self._sign(task_id, v, ttl) for v in tree]
         return tree
 
     def _render(self, task: MeshyTask) -> dict[str, Any]:
         """The task object as Meshy returns it; asset URLs are signed afresh on every call."""
-        out = self._sign(task.id, task.outputs) if task.status == "SUCCEEDED" else {}
+        ttl = self.asset_ttl
+        if task.status == "SUCCEEDED" and self.expired_links > 0:
+            self.expired_links -= 1
+            ttl = -60.0
+        out = self._sign(task.id, task.outputs, ttl) if task.status == "SUCCEEDED" else {}
         req = task.request
         times = {"created_at": task.created_at, "started_at": task.started_at, "finished_at": task.finished_at}
         tail = {"status": task.status, "progress": task.progress, "preceding_tasks": task.preceding_tasks,

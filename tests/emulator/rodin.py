@@ -127,6 +127,9 @@ class RodinState:
         self.jobs_per_task: int = 2
         self.link_ttl: float = 600.0
         self.expired_lists: int = 0  # the next N download lists carry links that have already expired
+        # The model's name in download lists (None: Rodin's own base_basic_pbr.<fmt>); tests put hostile
+        # names here ("../../x.glb", "/etc/x.glb", "CON.glb") to check they never become paths.
+        self.model_name: str | None = None
         self.parallel_limit: int | None = None
         self.tasks: dict[str, RodinTask] = {}
         self.status_calls: int = 0
@@ -343,9 +346,11 @@ class RodinState:
             task = self.tasks.get(task_uuid)
             if task is None:  # includes a subscription key sent by mistake
                 raise AppError("NO_SUCH_TASK", "No such task")
+            if not task.finished:
+                task.polls += 1  # time passes for a client that only asks for the list (a recovered task)
             if not task.done:
                 return json_response(201, {"error": "OK", "list": []})
-            name = f"base_basic_{'shaded' if task.material == 'Shaded' else 'pbr'}.{task.fmt}"
+            name = self.model_name or f"base_basic_{'shaded' if task.material == 'Shaded' else 'pbr'}.{task.fmt}"
             self._emu.files.put(task.uuid, name, **self._content(task.fmt))
             self._emu.files.put(task.uuid, "preview.webp", data=PREVIEW_WEBP)
             ttl = self.link_ttl

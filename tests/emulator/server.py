@@ -9,6 +9,7 @@ Stdlib only. The server binds 127.0.0.1 and never opens an outgoing connection.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -19,7 +20,7 @@ import threading
 import time
 import traceback
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -220,6 +221,7 @@ class RequestRecord:
     had_auth: bool
     body_size: int
     time: float
+    range: str | None = None  # the Range header, when the client asked for part of a file
 
 
 class App(Protocol):
@@ -238,6 +240,38 @@ class _Injection:
     pattern: re.Pattern[str]
     response: Response
     remaining: int
+
+
+# Faults that change how a real answer travels (``Emulator.inject_fault``):
+FAULT_KINDS = (
+    "truncate",      # the full Content-Length is announced, only ``keep`` of the body is sent, then close
+    "stall",         # ``keep`` of the body, then nothing for ``seconds``, then the rest
+    "delay",         # the request is handled (a create creates), the answer waits ``seconds``
+    "reset_after",   # the request is handled (a create creates), then the connection is reset unanswered
+    "ignore_range",  # the Range header is dropped: 200 with the whole file, as servers without Range do
+    "html",          # HTTP 200 with an HTML error page instead of the answer (not handled at all)
+    "corrupt",       # the body is replaced by garbage of the same length
+    "garble",        # the body keeps its first 20 bytes (a GLB's header) and the rest is damaged
+    "unsized",       # the body is sent without a Content-Length (the end of the connection ends it)
+    "down",          # the server stops listening for ``seconds`` (connections refused) and resets this one
+)
+HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+             b"<p>The upstream server is temporarily unavailable.</p></body></html>\n")
+
+
+@dataclass
+class _Fault:
+    method: str
+    pattern: re.Pattern[str]
+    kind: str
+    remaining: int
+    keep: int | float | None  # bytes (int) or a fraction (float) of the body; None: half
+    seconds: float
+
+    def kept(self, size: int) -> int:
+        if isinstance(self.keep, float):
+            return int(size * self.keep)
+        return min(size, self.keep) if self.keep is not None else size // 2
 
 
 # -- signed asset files ---------------------------------------------------------------------------
@@ -297,7 +331,8 @@ class AssetStore:
 
     def url(self, task_id: str, filename: str, ttl_seconds: float) -> str:
         expires = int(self._emu.now() + ttl_seconds)
-        return f"{self._emu.base_url}/assets/{quote(task_id, safe='')}/{quote(filename, safe='')}?Expires={expires}"
+        base = self._emu.asset_base_url or self._emu.base_url
+        return f"{base}/assets/{quote(task_id, safe='')}/{quote(filename, safe='')}?Expires={expires}"
 
     def fetch_local(self, url: str) -> tuple[bool, bytes | None]:
         """(is_ours, content). Content is None when the URL is ours but missing or expired."""
@@ -542,6 +577,12 @@ class Emulator:
         self._lock = threading.Lock()
         self._log: list[RequestRecord] = []
         self._injections: list[_Injection] = []
+        self._faults: list[_Fault] = []
+        self._closing = threading.Event()
+        self._server_lock = threading.Lock()
+        # Where signed asset links point (None: this server). A non-loopback value makes every provider
+        # hand out links to a "CDN" that a client with online access off must not contact.
+        self.asset_base_url: str | None = None
         self.files = AssetStore(self)
         self.meshy: MeshyState = MeshyState(self, assets=assets, api_key=api_key)
         self.rodin: RodinState = RodinState(self, assets=assets, api_key=api_key)
@@ -565,13 +606,42 @@ class Emulator:
         self.close()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._server.shutdown()
-        self._server.drop_connections()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        with self._server_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._closing.set()
+            server, thread = self._server, self._thread
+        if thread.is_alive():
+            server.shutdown()
+        server.drop_connections()
+        server.server_close()
+        thread.join(timeout=5)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for ``seconds``: connections are refused (nothing is sent, so a client may
+        repeat even a create). Open connections are dropped too. Then listen again on the same port."""
+        with self._server_lock:
+            if self._closed:
+                return
+            server, thread = self._server, self._thread
+            server.shutdown()
+            server.drop_connections()
+            server.server_close()
+            thread.join(timeout=5)
+
+        def reopen() -> None:
+            if self._closing.wait(seconds):
+                return
+            with self._server_lock:
+                if self._closed:
+                    return
+                self._server = _Server((LOOPBACK, self.port), self)
+                self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                                name=f"emulator:{self.port}", daemon=True)
+                self._thread.start()
+
+        threading.Thread(target=reopen, name=f"emulator-reopen:{self.port}", daemon=True).start()
 
     # clock (tests may move it forward to expire URLs)
     def now(self) -> float:
@@ -606,9 +676,33 @@ class Emulator:
             self._injections.append(_Injection(method.upper(), re.compile(path_regex), Response(0, reset=True),
                                                times))
 
+    def inject_fault(
+        self,
+        method: str,
+        path_regex: str,
+        kind: str,
+        *,
+        times: int = 1,
+        keep: int | float | None = None,
+        seconds: float = 1.0,
+    ) -> None:
+        """Change how the real answer to the next ``times`` matching requests travels (see FAULT_KINDS):
+        ``keep`` is how much of the body gets out (bytes, or a fraction; default half), ``seconds`` the
+        length of a stall or delay. Canned injections (``inject``) are taken first."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        with self._lock:
+            self._faults.append(_Fault(method.upper(), re.compile(path_regex), kind, times, keep, seconds))
+
+    def pending_faults(self) -> int:
+        """Injected faults and canned answers not yet used."""
+        with self._lock:
+            return sum(f.remaining for f in self._faults) + sum(i.remaining for i in self._injections)
+
     def clear_injections(self) -> None:
         with self._lock:
             self._injections.clear()
+            self._faults.clear()
 
     # request log
     @property
@@ -629,7 +723,7 @@ class Emulator:
     def _record(self, request: Request, status: int) -> None:
         had_auth = any(h in request.headers for h in ("authorization", "x-api-key"))
         record = RequestRecord(request.method, request.path, dict(request.query), status, had_auth,
-                               len(request.body), self.now())
+                               len(request.body), self.now(), request.header("range"))
         with self._lock:
             self._log.append(record)
 
@@ -645,6 +739,17 @@ class Emulator:
                 return injection.response
         return None
 
+    def _take_fault(self, request: Request) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.method not in ("*", request.method) or not fault.pattern.search(request.path):
+                    continue
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
     def dispatch(self, request: Request) -> Response:
         try:
             app = next((a for a in self._apps if a.owns(request.path)), None)
@@ -655,20 +760,62 @@ class Emulator:
                 headers = app.base_headers() if app else {}
                 headers.update(injected.headers)
                 return Response(injected.status, injected.body, headers)
-            if request.path.startswith("/assets/"):
-                return self.files.serve(request)
-            if app is None:
-                return json_response(404, {"message": "Not found"})
-            response = app.handle(request)
-            headers = app.base_headers()
-            headers.update(response.headers)
-            response.headers = headers
-            return response
+            fault = self._take_fault(request)
+            if fault is not None and fault.kind == "html":
+                return Response(200, HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"})
+            if fault is not None and fault.kind == "ignore_range":
+                request = dataclasses.replace(request, headers={k: v for k, v in request.headers.items()
+                                                                if k != "range"})
+            response = self._answer(request, app)
+            return self._apply(fault, response) if fault is not None else response
         except Exception:
             self.errors.append(traceback.format_exc())
             if self.verbose:
                 sys.stderr.write(self.errors[-1])
             return json_response(500, {"message": "Internal emulator error"})
+
+    def _answer(self, request: Request, app: App | None) -> Response:
+        if request.path.startswith("/assets/"):
+            return self.files.serve(request)
+        if app is None:
+            return json_response(404, {"message": "Not found"})
+        response = app.handle(request)
+        headers = app.base_headers()
+        headers.update(response.headers)
+        response.headers = headers
+        return response
+
+    def _apply(self, fault: _Fault, response: Response) -> Response:
+        """The real answer, damaged the way ``fault`` says."""
+        if fault.kind in ("reset_after", "down"):
+            if fault.kind == "down":  # listening stops before this reset reaches the client
+                self.refuse_connections(fault.seconds)
+            return Response(0, reset=True)
+        if fault.kind == "delay":
+            self._closing.wait(fault.seconds)
+            return response
+        if fault.kind == "ignore_range":
+            return response
+        body = response.body if response.stream is None else b"".join(response.stream)
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        if fault.kind == "corrupt":
+            garbage = bytes((i * 37 + 11) % 251 for i in range(len(body)))
+            return Response(response.status, garbage, headers)
+        if fault.kind == "garble":
+            return Response(response.status, body[:20] + b"\xff" * max(0, len(body) - 20), headers)
+        if fault.kind == "unsized":
+            return Response(response.status, headers=headers, stream=iter([body]))
+        kept = fault.kept(len(body))
+        headers["Content-Length"] = str(len(body))  # announced in full either way
+        if fault.kind == "truncate":
+            return Response(response.status, headers=headers, stream=iter([body[:kept]]))
+        return Response(response.status, headers=headers, stream=self._stalled(body, kept, fault.seconds))
+
+    def _stalled(self, body: bytes, kept: int, seconds: float) -> Iterator[bytes]:
+        yield body[:kept]
+        if self._closing.wait(seconds):
+            return
+        yield body[kept:]
 
 
 def assets_from_dir(directory: Path | str) -> dict[str, Path]:

@@ -133,6 +133,9 @@ class ClaidProvider(Provider):
     default_base_url: ClassVar[str] = "https://api.claid.ai"
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image"})
     outputs: ClassVar[frozenset[Output]] = frozenset({"images"})
+    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
+    # No documented limit: larger pictures only make the upload slower and risk the body size limits.
+    max_image_side: ClassVar[int] = 4096
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("prompt", "Scene", "string", "",
                    "The scene around the object, e.g. 'on a marble counter, soft daylight'; empty: Claid writes one"),

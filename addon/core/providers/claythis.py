@@ -13,6 +13,7 @@ The result is one GLB: the rigged character with every requested animation in it
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -94,14 +95,42 @@ def canonical_motion(name: str) -> str:
     return text
 
 
+def misspelt_motion(name: str) -> str | None:
+    """The known motion an unknown name is a near miss of ("Idle_Lop_Rig" -> "Idle_Loop_Rig"), or None."""
+    lower = name.strip().lower()
+    if lower in _KNOWN or f"{lower}_rig" in _KNOWN:
+        return None
+    wanted = lower if lower.endswith("_rig") else f"{lower}_rig"
+    for candidate in difflib.get_close_matches(wanted, list(_KNOWN), n=3, cutoff=0.8):
+        if re.sub(r"\d", "", candidate) == re.sub(r"\d", "", wanted):
+            continue  # Death02 next to Death01 is another motion, not a typo
+        if _edits(wanted, candidate) <= 2:  # a slip of the keyboard, not another (unlisted) motion
+            return _KNOWN[candidate]
+    return None
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
 def check_motions(names: Iterable[str]) -> list[str]:
-    """The motion names to send, refusing empty or malformed ones (unknown ones are allowed)."""
+    """The motion names to send, refusing empty, malformed or misspelt ones. A name that resembles no
+    known motion is allowed: Claythis has 127 motions and only some are public; the server decides."""
     result: list[str] = []
     for raw in names:
         name = canonical_motion(str(raw))
         if not _NAME.fullmatch(name):
             raise InputError(f"{raw!r} is not a motion name: Claythis motions look like Idle_Loop_Rig "
                              "(letters, digits and underscores)")
+        if suggestion := misspelt_motion(name):
+            raise InputError(f"Claythis has no motion {str(raw).strip()!r}: did you mean {suggestion}?")
         if name not in result:
             result.append(name)
     return result
@@ -258,6 +287,9 @@ class ClaythisProvider(Provider):
     outputs: ClassVar[frozenset[Output]] = frozenset({"character"})
     supports_rig: ClassVar[bool] = True  # always: every result is rigged and animated
     can_recover: ClassVar[bool] = True
+    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
+    # No documented limit: larger pictures only make the upload slower and risk the body size limits.
+    max_image_side: ClassVar[int] = 4096
     motion_names: ClassVar[tuple[str, ...]] = MOTION_NAMES
     # The same names as animation choices, so name lookups (e.g. the scripting API) find them; the
     # action ids are only positions in this list: Claythis takes names.
@@ -330,7 +362,13 @@ class ClaythisProvider(Provider):
         if motions:
             parts.append(("motions", (None, json.dumps(motions), None)))
         # (Claythis's curl examples blank "Expect:"; requests never sends 100-continue, so nothing to do.)
-        response = ctx.client.request("POST", GENERATE_PATH, files=parts)
+        try:
+            response = ctx.client.request("POST", GENERATE_PATH, files=parts)
+        except ProviderError as exc:
+            if exc.status == 400 and "motion" in str(exc).lower():
+                raise ProviderError(f"Claythis refused the motion names (nothing was created): {exc}. Pick motions "
+                                    "from the Claythis list in the panel.", status=400, code="unknown_motions") from exc
+            raise
         return task_id(_json(response, "generation request"))
 
     def _status(self, ctx: Any, remote_id: str) -> TaskSnapshot:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..errors import AuthError, ProviderError, QuotaError, RateLimited
 from ..formats import sniff_bytes
+from ..http import SlotWait
 from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
 from .base import OptionSpec, Output, Provider, TaskSnapshot
 
@@ -93,6 +94,11 @@ class Image3DProvider(Provider):
     key_label: ClassVar[str] = "ID Token"
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "text"})
     outputs: ClassVar[frozenset[Output]] = frozenset({"model"})
+    # A task whose create answer was lost (or made elsewhere) is fetched by its id from the status call.
+    can_recover: ClassVar[bool] = True
+    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
+    # No documented limit: larger pictures only make the upload slower and risk the body size limits.
+    max_image_side: ClassVar[int] = 4096
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("quality", "Quality", "enum", "pro", "Engine and detail of the model",
                    items=(("fast", "Fast", "Trellis, about 10 s, 8K-15K faces, no PBR"),
@@ -114,9 +120,13 @@ class Image3DProvider(Provider):
 
     def run(self, ctx: Any) -> None:
         request: GenerationRequest = ctx.request
-        image = self.input_files(ctx)[0] if request.kind == "image" else None
-        ctx.set_stage("Model: submitting", 0.0)
-        ctx.submit_once(TASK_KEY, "Model", lambda: self._submit(ctx, image))
+        if request.kind == "task":  # recover by task id: poll it, never create it
+            ctx.set_stage("Looking up the task", 0.0)
+            ctx.adopt_task(TASK_KEY, "Model", str(request.options["task_id"]))
+        else:
+            image = self.input_files(ctx)[0] if request.kind == "image" else None
+            ctx.set_stage("Model: submitting", 0.0)
+            ctx.submit_once(TASK_KEY, "Model", lambda: self._submit(ctx, image))
         ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
         url = ctx.job().task(TASK_KEY).result_urls.get("glb")
         if not url:
@@ -144,7 +154,11 @@ class Image3DProvider(Provider):
 
     def _submit(self, ctx: Any, image: bytes | None) -> str:
         body = self.body(ctx.request, image)
-        data = friendly(lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json())
+        try:
+            data = friendly(lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json())
+        except RateLimited as exc:  # a refused generate: the account's parallel generations are all busy
+            raise SlotWait("Waiting for a free slot: image3d.io runs a limited number of generations at once for "
+                           "this account (Pro: 5)", retry_after=exc.retry_after, code=exc.code) from None
         task_id = data.get("task_id") or data.get("taskId") or data.get("id") if isinstance(data, dict) else None
         if not isinstance(task_id, str | int) or isinstance(task_id, bool) or not str(task_id):
             raise ProviderError(f"image3d.io accepted the request but returned no task_id: {str(data)[:200]}")

@@ -68,6 +68,9 @@ class MeshyProvider(Provider):
     fetches_animation_catalog: ClassVar[bool] = True
     max_images: ClassVar[int] = MAX_VIEWS
     prompt_max_chars: ClassVar[int | None] = MAX_PROMPT
+    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
+    # No documented limit: larger pictures only make the upload slower and risk the body size limits.
+    max_image_side: ClassVar[int] = 4096
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = COMMON_ANIMATIONS
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("ai_model", "AI Model", "enum", "latest", "Meshy model generation",
@@ -147,7 +150,8 @@ class MeshyProvider(Provider):
             model_key = "multi" if request.kind == "multi_image" else "image"
             create = self._create_multi_task if model_key == "multi" else self._create_image_task
             ctx.set_stage("Model: submitting", 0.0)
-            model_id = ctx.submit_once(model_key, "Model", lambda: create(ctx))
+            model_id = ctx.submit_once(model_key, "Model", lambda: create(ctx),
+                                       find=lambda sent_at: meshy_rigging.find_created(ctx, model_key, sent_at))
             ctx.poll([model_key], lambda t: self._fetch(ctx, t),
                      on_change=lambda job: meshy_rigging.stage(ctx, "Model", model_key, 0.0, end))
         if preview := ctx.job().task(model_key).result_urls.get("thumbnail_url"):
@@ -197,7 +201,8 @@ class MeshyProvider(Provider):
             preview["topology"] = opts["topology"]
             preview["target_polycount"] = opts["target_polycount"]
         ctx.set_stage("Mesh: submitting", 0.0)
-        preview_id = ctx.submit_once("preview", "Mesh", lambda: self._create(ctx, "preview", preview))
+        preview_id = ctx.submit_once("preview", "Mesh", lambda: self._create(ctx, "preview", preview),
+                                     find=lambda sent_at: meshy_rigging.find_created(ctx, "preview", sent_at, prompt))
         ctx.poll(["preview"], lambda t: self._fetch(ctx, t),
                  on_change=lambda job: meshy_rigging.stage(ctx, "Mesh", "preview", 0.0, mid))
         if not textured:
@@ -205,7 +210,8 @@ class MeshyProvider(Provider):
         refine: dict[str, Any] = {"mode": "refine", "preview_task_id": preview_id, "ai_model": opts["ai_model"],
                                   "enable_pbr": opts["enable_pbr"], "target_formats": ["glb"]}
         ctx.set_stage("Texture: submitting", mid)
-        refine_id = ctx.submit_once("refine", "Texture", lambda: self._create(ctx, "refine", refine))
+        refine_id = ctx.submit_once("refine", "Texture", lambda: self._create(ctx, "refine", refine),
+                                    find=lambda sent_at: meshy_rigging.find_created(ctx, "refine", sent_at, prompt))
         ctx.poll(["refine"], lambda t: self._fetch(ctx, t),
                  on_change=lambda job: meshy_rigging.stage(ctx, "Texture", "refine", mid, end))
         return "refine", refine_id
@@ -223,7 +229,7 @@ class MeshyProvider(Provider):
     def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
         path = _PATHS[task.key.split(":", 1)[0]]
         data = ctx.client.request("GET", f"{path}/{task.remote_id}").json()
-        return snapshot(data)
+        return explained(data)
 
     def _refresh(self, ctx: Any, asset: Asset) -> str:
         """A fresh signed URL for an asset whose link expired: re-read its task."""
@@ -287,6 +293,30 @@ def _model_options(opts: dict[str, Any]) -> dict[str, Any]:
         body["topology"] = opts["topology"]
         body["target_polycount"] = opts["target_polycount"]
     return body
+
+
+# What to do about a FAILED task, by Meshy's documented task_error types. Failed tasks are refunded.
+_ERROR_HINTS = {
+    "invalid_input": "Change the input and generate again (Meshy refunds failed tasks).",
+    "timeout": "This is usually temporary: press Retry (Meshy refunds failed tasks).",
+    "service_unavailable": "Meshy is overloaded or down for maintenance: press Retry later (failed tasks are "
+                           "refunded).",
+    "server_error": "Meshy had an internal error: press Retry (failed tasks are refunded).",
+}
+
+
+def explained(data: dict[str, Any]) -> TaskSnapshot:
+    """snapshot(), with what to do about a failure added to Meshy's own message."""
+    snap = snapshot(data)
+    error = data.get("task_error")
+    if snap.state is not JobState.FAILED or not isinstance(error, dict):
+        return snap
+    hint = _ERROR_HINTS.get(str(error.get("type") or ""))
+    if not hint:
+        return snap
+    text = f"{(snap.error or 'no reason given').rstrip('. ')}. {hint}"
+    return TaskSnapshot(state=snap.state, progress=snap.progress, queue_position=snap.queue_position,
+                        result_urls=dict(snap.result_urls), error=text, error_code=snap.error_code)
 
 
 def snapshot(data: dict[str, Any]) -> TaskSnapshot:

@@ -12,7 +12,8 @@ import base64
 import time
 from typing import Any
 
-from ..errors import InputError, ProviderError
+from ..errors import InputError, ProviderError, RateLimited
+from ..http import SlotWait
 from ..models import AnimationChoice, Asset, GenerationRequest, RemoteTask
 from .base import TaskSnapshot
 
@@ -40,14 +41,22 @@ def path_for(task: RemoteTask) -> str:
 
 
 def fetch(ctx: Any, task: RemoteTask) -> TaskSnapshot:
-    from .meshy import snapshot  # the one Meshy task-object mapping
+    from .meshy import explained  # the one Meshy task-object mapping
 
-    return snapshot(ctx.client.request("GET", f"{path_for(task)}/{task.remote_id}").json())
+    return explained(ctx.client.request("GET", f"{path_for(task)}/{task.remote_id}").json())
+
+
+QUEUE_FULL = "NoMoreConcurrentTasks"
+SLOT_NOTICE = "Waiting for a free slot in Meshy's queue (the account runs as many tasks as its plan allows)"
 
 
 def create(ctx: Any, path: str, body: dict[str, Any]) -> str:
     try:
         response = ctx.client.request("POST", path, json=body)
+    except RateLimited as exc:
+        if exc.code == QUEUE_FULL:  # not a rate limit: the job waits locally for a slot, nothing failed
+            raise SlotWait(SLOT_NOTICE, retry_after=exc.retry_after, code=QUEUE_FULL) from exc
+        raise
     except ProviderError as exc:
         if exc.status == 422 and path == RIG_PATH:
             raise ProviderError(
@@ -84,7 +93,7 @@ def rig(ctx: Any, rig_input: dict[str, Any], *, start: float, end: float) -> str
     """Create (once) and wait for the rig task; returns its id."""
     ctx.set_stage("Rig: submitting", start)
     body = {**rig_input, "height_meters": float(ctx.request.options.get("height_meters", 1.7))}
-    rig_id: str = ctx.submit_once("rig", "Rig", lambda: create(ctx, RIG_PATH, body))
+    rig_id: str = ctx.submit_once("rig", "Rig", lambda: create(ctx, RIG_PATH, body))  # no list to search
     ctx.poll(["rig"], lambda t: fetch(ctx, t), on_change=lambda job: stage(ctx, "Rig", "rig", start, end))
     return rig_id
 
@@ -139,6 +148,45 @@ def character_assets(ctx: Any) -> list[Asset]:
     return assets
 
 
+# Task types by the list endpoint that shows them, for the keys whose create can be found again.
+LISTED_TYPES = {"image": ("/openapi/v1/image-to-3d", "image-to-3d"),
+                "multi": ("/openapi/v1/multi-image-to-3d", "multi-image-to-3d"),
+                "preview": ("/openapi/v2/text-to-3d", "text-to-3d-preview"),
+                "refine": ("/openapi/v2/text-to-3d", "text-to-3d-refine"),
+                "remesh": (REMESH_PATH, "remesh")}
+# How far Meshy's clock (created_at) may be from ours, and how long after the send a task may appear.
+FIND_BEFORE = 60.0
+FIND_AFTER = 180.0
+
+
+def find_created(ctx: Any, key: str, sent_at: float, prompt: str | None = None) -> str | None:
+    """The task a create request sent at `sent_at` made, when its answer was lost: Meshy lists its tasks
+    newest first; the one wanted is of the right type, created around the send time, unknown to every
+    job in the journal (and for text, made from the same prompt). None when there is not exactly one."""
+    path, kind = LISTED_TYPES[key]
+    listed = ctx.client.request("GET", path, params={"page_num": 1, "page_size": 50,
+                                                     "sort_by": "-created_at"}).json()
+    if not isinstance(listed, list):
+        raise ProviderError(f"Meshy answered its task list with something unexpected: {str(listed)[:200]}")
+    known = ctx.known_remote_ids()
+    found = []
+    for item in listed:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        created = item.get("created_at")
+        if not isinstance(created, int | float) or isinstance(created, bool):
+            continue
+        created_s = created / 1000.0
+        if item.get("type", kind) != kind or item["id"] in known:
+            continue
+        if not sent_at - FIND_BEFORE <= created_s <= sent_at + FIND_AFTER:
+            continue
+        if prompt is not None and str(item.get("prompt") or "").strip() != prompt:
+            continue
+        found.append(item["id"])
+    return found[0] if len(found) == 1 else None
+
+
 def refresh_url(ctx: Any, asset: Asset) -> str:
     """A fresh signed URL for an asset whose link expired: re-read the task it came from."""
     snap = fetch(ctx, ctx.job().task(asset.source_task))
@@ -163,7 +211,8 @@ def run_mesh(ctx: Any) -> None:
         remesh_body = {"model_url": glb_data_uri(glb), "target_formats": ["glb"],
                        "topology": opts.get("topology", "triangle"),
                        "target_polycount": int(opts.get("target_polycount", 30000))}
-        remesh_id = ctx.submit_once("remesh", "Remesh", lambda: create(ctx, REMESH_PATH, remesh_body))
+        remesh_id = ctx.submit_once("remesh", "Remesh", lambda: create(ctx, REMESH_PATH, remesh_body),
+                                    find=lambda sent_at: find_created(ctx, "remesh", sent_at))
         ctx.poll(["remesh"], lambda t: fetch(ctx, t),
                  on_change=lambda job: stage(ctx, "Remesh", "remesh", 0.0, 0.3))
         rig_input = {"input_task_id": remesh_id}

@@ -20,8 +20,9 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import AuthError, InputError, ProviderError, QuotaError, RateLimited
+from ..errors import AuthError, InputError, ProviderError, QuotaError
 from ..formats import sniff_bytes
+from ..http import SlotWait
 from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
 from .base import OptionSpec, Output, Provider, TaskSnapshot
 
@@ -86,8 +87,9 @@ def check_body(data: Any, what: str) -> dict[str, Any]:
         raise QuotaError(text, code=code)
     if upper in _AUTH:
         raise AuthError(text, code=code)
-    if upper in _BUSY:
-        raise RateLimited(text, code=code)
+    if upper in _BUSY:  # the account's parallel tasks are all busy: wait locally for a free slot
+        raise SlotWait("Waiting for a free slot: Rodin runs a limited number of tasks at once for this account",
+                       code=code)
     raise ProviderError(text, code=code)
 
 
@@ -150,6 +152,9 @@ class RodinProvider(Provider):
     outputs: ClassVar[frozenset[Output]] = frozenset({"model"})
     can_recover: ClassVar[bool] = True
     max_images: ClassVar[int] = MAX_IMAGES
+    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
+    # No documented limit: larger pictures only make the upload slower and risk the body size limits.
+    max_image_side: ClassVar[int] = 4096
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("tier", "Tier", "enum", "Gen-2", "Rodin model generation (Gen-2.5 Extreme High costs 1 credit)",
                    items=tuple((t, t.replace("-", " "), "") for t in TIERS)),

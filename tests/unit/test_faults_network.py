@@ -1,0 +1,202 @@
+"""Fault matrix, network rows: connection refused and reset, 5xx bursts, 429 (with and without
+Retry-After), read timeouts, truncated answers and HTML pages in the API's place, for every provider on
+submit, on poll and on download. Real jobs through JobRunner and JobStore against the emulator."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from addon.core.models import Job, JobState, TaskStatus
+from addon.core.runner import InputFile, JobRunner
+from tests.emulator import Emulator
+
+pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
+from tests.unit.fault_matrix import (  # noqa: E402
+    ASSET,
+    CREATE,
+    PATIENT,
+    PNG,
+    POLL,
+    POLLING,
+    PROVIDERS,
+    SHORT_READS,
+    Matrix,
+    config,
+    created,
+    lost,
+    make_runner,
+    request,
+    result_ok,
+    run,
+    wait,
+)
+
+pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
+
+STAGES = ("submit", "poll", "download")
+CASES = [(p, s) for p in PROVIDERS for s in STAGES if not (s == "poll" and p not in POLLING)]
+
+
+def where(provider: str, stage: str) -> tuple[str, str]:
+    if stage == "submit":
+        return CREATE[provider]
+    if stage == "poll":
+        return POLL[provider]
+    return "GET", ASSET[provider]
+
+
+def check(matrix: Matrix, row: str, provider: str, stage: str, emu: Emulator, job: Job, injected: int = 1) -> None:
+    missing = lost(job, provider, emu)
+    ok = result_ok(job, provider) and emu.pending_faults() == 0
+    matrix.record(row, provider, stage, injected=injected, survived=ok, lost=missing)
+    assert ok, (job.state, job.error, emu.pending_faults())
+    assert missing == 0 and created(emu, provider) == 1
+
+
+@pytest.mark.parametrize(("provider", "stage"), CASES)
+def test_connection_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture, emu: Emulator, matrix: Matrix,
+                            provider: str, stage: str) -> None:
+    caplog.set_level(logging.INFO, logger="addon.core.http")
+    job_runner = make_runner(tmp_path / "store", PATIENT)
+    try:
+        if stage == "submit":
+            emu.refuse_connections(0.15)  # the worker's first request finds nobody listening
+        else:
+            method, path = where(provider, stage)
+            emu.inject_fault(method, path, "down", seconds=0.15)  # this one is reset, the next ones refused
+        job = run(job_runner, emu, provider)
+        assert "connection refused" in caplog.text  # the client really found nobody listening
+        check(matrix, "refused", provider, stage, emu, job)
+    finally:
+        job_runner.shutdown()
+
+
+@pytest.mark.parametrize(("provider", "stage"), [c for c in CASES if c[1] != "submit"])
+def test_connection_reset_on_poll_and_download(emu: Emulator, runner: JobRunner, matrix: Matrix, provider: str,
+                                                stage: str) -> None:
+    method, path = where(provider, stage)
+    emu.inject_reset(method, path, times=2)
+    job = run(runner, emu, provider)
+    check(matrix, "reset", provider, stage, emu, job, injected=2)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_connection_reset_on_submit_is_never_resent_on_its_own(emu: Emulator, runner: JobRunner, matrix: Matrix,
+                                                               provider: str) -> None:
+    """The create may have reached the provider: the job stops, says what to do, and Retry sends it
+    (Meshy first looks in its task list). Here the reset came before the provider made anything."""
+    method, path = CREATE[provider]
+    emu.inject_reset(method, path)
+    job = run(runner, emu, provider)
+    assert job.state is JobState.FAILED and job.error_code == "interrupted_create", job.error
+    assert "does not send it again" in (job.error or "") and "Retry" in (job.error or "")
+    if provider == "meshy":
+        assert "task list does not show it" in (job.error or "")
+        assert emu.count("GET", r"^/openapi/v1/image-to-3d$") >= 1  # it looked
+    assert emu.count(method, path) == 1 and created(emu, provider) == 0
+    runner.retry(job.id, config(emu, provider))
+    job = wait(runner, job.id)
+    check(matrix, "reset", provider, "submit", emu, job)
+    assert emu.count(method, path) == 2
+
+
+@pytest.mark.parametrize(("provider", "stage"), CASES)
+def test_5xx_burst(emu: Emulator, runner: JobRunner, matrix: Matrix, provider: str, stage: str) -> None:
+    method, path = where(provider, stage)
+    if stage == "poll":  # a proxy's HTML 502 page, not the provider's JSON
+        emu.inject(method, path, status=502, body="<html><body>502 Bad Gateway</body></html>",
+                   headers={"Content-Type": "text/html"}, times=3)
+    else:
+        emu.inject(method, path, status=503, body={"message": "Service temporarily unavailable"}, times=3)
+    job = run(runner, emu, provider)
+    check(matrix, "5xx", provider, stage, emu, job, injected=3)
+
+
+def _rate_body(provider: str) -> dict[str, object]:
+    if provider == "claid":
+        return {"detail": {"error_code": "2001", "error_type": "general",
+                           "error_message": "Too Many Requests. Rate limit exceeded."}}
+    return {"message": "Too many requests", "error": "Too many requests"}
+
+
+@pytest.mark.parametrize(("provider", "stage"), CASES)
+def test_429_without_retry_after(emu: Emulator, runner: JobRunner, matrix: Matrix, provider: str, stage: str) -> None:
+    method, path = where(provider, stage)
+    emu.inject(method, path, status=429, body=_rate_body(provider), times=2)
+    job = run(runner, emu, provider)
+    check(matrix, "429", provider, stage, emu, job, injected=2)
+
+
+@pytest.mark.parametrize(("provider", "stage"), [c for c in CASES if c[1] != "download"])
+def test_429_with_retry_after(emu: Emulator, runner: JobRunner, matrix: Matrix, provider: str, stage: str) -> None:
+    method, path = where(provider, stage)
+    past = email.utils.format_datetime(email.utils.localtime().replace(year=2001), usegmt=False)
+    emu.inject(method, path, status=429, body=_rate_body(provider), headers={"Retry-After": "0"})
+    emu.inject(method, path, status=429, body=_rate_body(provider), headers={"Retry-After": past})
+    job = run(runner, emu, provider)
+    check(matrix, "429_retry_after", provider, stage, emu, job, injected=2)
+
+
+def test_retry_after_is_honoured(emu: Emulator, runner: JobRunner, matrix: Matrix) -> None:
+    method, path = CREATE["meshy"]
+    emu.inject(method, path, status=429, body={"message": "Too many requests"}, headers={"Retry-After": "1"})
+    job = run(runner, emu, "meshy")
+    posts = [r.time for r in emu.requests if r.method == method and r.path == "/openapi/v1/image-to-3d"]
+    assert len(posts) == 2 and posts[1] - posts[0] >= 0.9  # the tests' retry base is 0.01 s: this is the header
+    check(matrix, "429_retry_after", "meshy", "submit", emu, job)
+
+
+def test_meshy_rate_limit_exceeded_backs_off(emu: Emulator, runner: JobRunner, matrix: Matrix) -> None:
+    for method, path in (CREATE["meshy"], POLL["meshy"]):
+        emu.inject(method, path, status=429, body={"message": "RateLimitExceeded"}, times=2)
+    notices: list[str] = []
+    job = runner.submit(request("meshy"), config(emu, "meshy"), [InputFile("hero.png", PNG)])
+    while runner.is_running(job.id) or runner.store.get(job.id).state.active:
+        if (text := runner.store.get(job.id).notice) and text not in notices:
+            notices.append(text)
+        time.sleep(0.002)
+    job = runner.store.get(job.id)
+    assert any("RateLimitExceeded" in n for n in notices), notices
+    assert emu.count("POST", r"^/openapi/v1/image-to-3d$") == 3
+    check(matrix, "meshy_rate", "meshy", "submit+poll", emu, job, injected=4)
+
+
+@pytest.mark.parametrize(("provider", "stage"), [c for c in CASES if c[1] != "submit"])
+def test_read_timeout(tmp_path: Path, emu: Emulator, matrix: Matrix, provider: str, stage: str) -> None:
+    job_runner = make_runner(tmp_path / "store", SHORT_READS)
+    try:
+        method, path = where(provider, stage)
+        emu.inject_fault(method, path, "delay", seconds=0.6)  # answered after the client gave up
+        job = run(job_runner, emu, provider)
+        check(matrix, "read_timeout", provider, stage, emu, job)
+    finally:
+        job_runner.shutdown()
+
+
+@pytest.mark.parametrize("provider", POLLING)
+def test_truncated_and_html_answers_while_polling(emu: Emulator, runner: JobRunner, matrix: Matrix,
+                                                  provider: str) -> None:
+    method, path = POLL[provider]
+    emu.inject_fault(method, path, "truncate", keep=5)
+    job = run(runner, emu, provider)
+    check(matrix, "truncated", provider, "poll", emu, job)
+    for state in (emu.meshy, emu.rodin, emu.claythis, emu.image3d):
+        state.tasks.clear()
+    emu.inject_fault(method, path, "html")
+    job = run(runner, emu, provider)
+    check(matrix, "html_page", provider, "poll", emu, job)
+
+
+def test_a_refused_create_leaves_nothing_to_look_for(emu: Emulator, runner: JobRunner) -> None:
+    """A create the provider refused (5xx after every retry) leaves the journal saying nothing exists
+    remotely, so a Retry sends it without looking for a task first."""
+    emu.inject("POST", CREATE["rodin"][1], status=500, body={"message": "boom"}, times=20)
+    job = run(runner, emu, "rodin")
+    assert job.state is JobState.FAILED and "server error (500)" in (job.error or "")
+    assert job.tasks[0].status is TaskStatus.NEW and job.tasks[0].submitted_at is None
+    emu.clear_injections()
