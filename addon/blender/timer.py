@@ -54,16 +54,16 @@ def _import_ready(current: session.Session) -> None:
     prefs = current.preferences()
     if prefs is not None and not getattr(prefs, "auto_import", True):
         return
+    # A look at the stored jobs without copying them: this runs every tick, with any number of jobs.
     for job_id in sorted(current.auto_import):
-        if job_id not in current.store:
+        job = current.store.peek(job_id)
+        if job is None or not job.ready_to_import or job.cancel_requested:
             continue
-        job = current.store.get(job_id)
-        if not job.ready_to_import or job.cancel_requested:
-            continue
+        name = job.request.name
         try:
             jobs.import_job(job_id)
         except MarionetteError as exc:
-            log.error("Marionette could not import %s: %s", job.request.name, exc)
+            log.error("Marionette could not import %s: %s", name, exc)
         return  # one import per tick keeps the interface responsive
 
 

@@ -199,14 +199,14 @@ class MARIONETTE_PT_jobs(_Panel):
         if current is None:
             return
         layout.operator("marionette.recover_task", icon="URL")
-        jobs = sorted(current.store.all(), key=lambda j: j.created_at, reverse=True)
+        jobs, total = current.store.newest(MAX_JOBS_SHOWN)
         if not jobs:
             layout.label(text="No jobs yet")
             return
-        for job in jobs[:MAX_JOBS_SHOWN]:
+        for job in jobs:
             _draw_job(layout.box(), job)
-        if len(jobs) > MAX_JOBS_SHOWN:
-            layout.label(text=f"{len(jobs) - MAX_JOBS_SHOWN} older jobs not shown")
+        if total > len(jobs):
+            layout.label(text=f"{total - len(jobs)} older jobs not shown")
 
 
 def _draw_job(box: Any, job: Job) -> None:
