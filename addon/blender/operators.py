@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,19 @@ if TYPE_CHECKING:
 
 def _settings(context: bpy.types.Context) -> Any:
     return context.scene.marionette
+
+
+def _run_and_report(op: bpy.types.Operator, action: Callable[[], str | None]) -> set[OperatorReturnItems]:
+    """Run an operator's work: its message goes to the status bar and the Info log; a MarionetteError
+    (bad input, missing key, a provider's refusal) becomes an error report, never a traceback dialog."""
+    try:
+        message = action()
+    except MarionetteError as exc:
+        op.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+    if message:
+        op.report({"INFO"}, message)
+    return {"FINISHED"}
 
 
 class MARIONETTE_OT_generate(bpy.types.Operator):
@@ -67,7 +81,8 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
     rig = wants_rig(provider, props, kind)
     animations = library.chosen(context) if rig else []
     options = settings.options_of(props, provider, kind)
-    try:
+
+    def send() -> str | None:
         if kind == "mesh":
             height = None if props.mesh_height_auto else float(props.meshy_options.height_meters)
             job = jobs.submit_mesh(context, list(context.selected_objects), provider_id=provider.id,
@@ -86,14 +101,15 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
             job = jobs.submit(provider.id, kind="multi_image" if len(files) > 1 else "image",
                               name=props.job_name or Path(files[0].name).stem, files=files, rig=rig,
                               animations=animations, options=options)
-    except MarionetteError as exc:
-        op.report({"ERROR"}, str(exc))
-        return {"CANCELLED"}
-    cost = provider.cost(job.request)
-    spent = f", about {cost:g} credits" if cost is not None else ""
-    note = f" ({job.notice})" if job.notice else ""
-    op.report({"WARNING" if note else "INFO"}, f"Marionette: {job.request.name} sent to {provider.label}{spent}{note}")
-    return {"FINISHED"}
+        cost = provider.cost(job.request)
+        spent = f", about {cost:g} credits" if cost is not None else ""
+        sent = f"Marionette: {job.request.name} sent to {provider.label}{spent}"
+        if job.notice:  # the input was changed to fit (downscaled, converted): a warning, so it is seen
+            op.report({"WARNING"}, f"{sent} ({job.notice})")
+            return None
+        return sent
+
+    return _run_and_report(op, send)
 
 
 class MARIONETTE_OT_rig_selected_mesh(bpy.types.Operator):
@@ -146,17 +162,16 @@ class MARIONETTE_OT_add_animations(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         props = _settings(context)
         provider = session.get().providers["meshy"]
-        try:
-            armature = context.active_object
-            assert armature is not None  # poll checked
+        armature = context.active_object
+        assert armature is not None  # poll checked
+
+        def send() -> str:
             job = jobs.submit_add_animations(armature, library.chosen(context),
                                              options=settings.options_of(props, provider, "armature"))
-        except MarionetteError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Marionette: {len(job.request.animations)} animations requested for "
-                              f"{context.active_object.name}, {provider.cost(job.request):g} credits")
-        return {"FINISHED"}
+            return (f"Marionette: {len(job.request.animations)} animations requested for {armature.name}, "
+                    f"{provider.cost(job.request):g} credits")
+
+        return _run_and_report(self, send)
 
 
 class MARIONETTE_OT_refresh_animation_library(bpy.types.Operator):
@@ -309,15 +324,14 @@ class MARIONETTE_OT_use_image(bpy.types.Operator):
         if self.image not in bpy.data.images:
             self.report({"ERROR"}, f"No image {self.image!r} in this file")
             return {"CANCELLED"}
-        try:
+        def use() -> str:
             if self.target == "REFERENCE":
                 jobs.use_as_reference(self.image, context)
-            else:
-                jobs.use_as_camera_background(self.image, context)
-        except MarionetteError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+                return f"Marionette: {self.image} is a reference image at the 3D cursor"
+            jobs.use_as_camera_background(self.image, context)
+            return f"Marionette: {self.image} is behind the scene camera"
+
+        return _run_and_report(self, use)
 
 
 class _JobOperator(bpy.types.Operator):
@@ -334,13 +348,7 @@ class _JobOperator(bpy.types.Operator):
         if self.job_id not in session.get().store:
             self.report({"ERROR"}, f"No Marionette job {self.job_id!r}")
             return {"CANCELLED"}
-        try:
-            message = self.run(context)
-        except MarionetteError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, message)
-        return {"FINISHED"}
+        return _run_and_report(self, lambda: self.run(context))
 
 
 class MARIONETTE_OT_cancel_job(_JobOperator):
@@ -421,13 +429,11 @@ class MARIONETTE_OT_recover_task(bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        try:
+        def recover() -> str:
             job = jobs.recover(self.provider, self.task_id, self.name)
-        except MarionetteError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Marionette: recovering {job.request.options['task_id']}")
-        return {"FINISHED"}
+            return f"Marionette: recovering {job.request.options['task_id']}"
+
+        return _run_and_report(self, recover)
 
 
 class MARIONETTE_OT_forget_job(_JobOperator):
