@@ -27,7 +27,7 @@ def _ready(provider_id: str) -> session.Session:
     current = session.get()
     if provider_id not in current.providers:
         raise InputError(f"Unknown provider {provider_id!r}; known: {', '.join(current.providers)}")
-    problem = current.problem(provider_id)
+    problem = current.problem(provider_id) or current.apply_download_limit()
     if problem:
         raise ConfigError(problem)
     return current

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty, IntProperty, StringProperty
 
+from ..core import config as core_config
 from ..core.config import env_name
 from ..core.providers import all_providers
 from . import session
@@ -52,6 +53,12 @@ def _annotations() -> dict[str, Any]:
                     "preview, so that it shows in the Asset Browser once the file is saved",
         default=False,
     )
+    ann["max_download_mb"] = IntProperty(
+        name="Download Limit (MB)",
+        description="A result larger than this is refused rather than filling the disk. "
+                    f"{core_config.DOWNLOAD_LIMIT_ENV} overrides it",
+        default=core_config.DEFAULT_MAX_BYTES >> 20, min=1, soft_max=8192,
+    )
     ann["auto_import"] = BoolProperty(
         name="Import When Done",
         description="Import a job's result into the current scene as soon as it is ready",
@@ -73,6 +80,7 @@ class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
             box.prop(self, f"{provider.id}_base_url")
         layout.prop(self, "auto_import")
         layout.prop(self, "mark_as_asset")
+        layout.prop(self, "max_download_mb")
         if not bpy.app.online_access:
             layout.label(text="Online access is off: only a local emulator can be used.", icon="INFO")
         current = session.get_or_none()

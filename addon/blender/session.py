@@ -12,6 +12,7 @@ from pathlib import Path
 import bpy
 
 from ..core import config as core_config
+from ..core.errors import ConfigError
 from ..core.http import ProviderConfig
 from ..core.providers import all_providers
 from ..core.providers.base import Provider
@@ -39,6 +40,16 @@ class Session:
     def preferences(self) -> bpy.types.AddonPreferences | None:
         addon = bpy.context.preferences.addons.get(PACKAGE)
         return addon.preferences if addon else None
+
+    def apply_download_limit(self) -> str | None:
+        """Hand the preference's (or the environment's) download limit to the runner; the problem, if the
+        environment's value is not valid (the limit then stays as it was)."""
+        prefs = self.preferences()
+        try:
+            self.runner.max_download_bytes = core_config.download_limit(getattr(prefs, "max_download_mb", None))
+        except ConfigError as exc:
+            return str(exc)
+        return None
 
     def config(self, provider_id: str) -> ProviderConfig:
         """Key and base URL from the preferences and the environment. Main thread only."""

@@ -28,6 +28,7 @@ def pump() -> float | None:
     if current is None:
         return None
     current.runner.online_access = bpy.app.online_access
+    current.apply_download_limit()  # the preference may have changed; a bad env value is said at submit
     if not current.resumed:
         current.resume_jobs()
     changed: set[str] = set()

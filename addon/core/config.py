@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 
 from . import netpolicy
+from .downloads import DEFAULT_MAX_BYTES
 from .errors import ConfigError
 from .http import ProviderConfig, Timing
 from .providers.base import Provider
@@ -49,3 +50,25 @@ def timing_from_env(environ: Mapping[str, str] | None = None) -> Timing:
         timing.retry_base = float(value)
         timing.retry_max = float(value) * 8
     return timing
+
+
+DOWNLOAD_LIMIT_ENV = "MARIONETTE_MAX_DOWNLOAD_MB"
+
+
+def download_limit(pref_mb: int | None, environ: Mapping[str, str] | None = None) -> int:
+    """The largest download accepted, in bytes: MARIONETTE_MAX_DOWNLOAD_MB, else the preference, else
+    2 GiB. A value that is not a positive whole number is an error, not a silent default."""
+    env = os.environ if environ is None else environ
+    raw = env.get(DOWNLOAD_LIMIT_ENV)
+    if raw is not None and raw.strip():
+        try:
+            megabytes = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{DOWNLOAD_LIMIT_ENV} must be a whole number of megabytes, not {raw!r}") from None
+    elif pref_mb:
+        megabytes = pref_mb
+    else:
+        return DEFAULT_MAX_BYTES
+    if megabytes < 1:
+        raise ConfigError(f"The download limit must be at least 1 MB, not {megabytes}")
+    return megabytes << 20

@@ -221,7 +221,8 @@ def _resumes_at(response: requests.Response, have: int) -> bool:
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> str:
     return (f"The result is {'over ' if at_least else ''}{human_size(size)}, larger than the download limit of "
-            f"{human_size(limit)}; nothing was kept. Raise the limit to fetch it.")
+            f"{human_size(limit)}; nothing was kept. Raise Download Limit in Marionette's preferences "
+            f"(or MARIONETTE_MAX_DOWNLOAD_MB) and retry: the provider's task is reused, not paid again.")
 
 
 def _expected_total(response: requests.Response, have: int) -> int | None:
