@@ -31,6 +31,9 @@ from .http import USER_AGENT, Pacer, Timing, connection_problem
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+# Every this many bytes, the disk write of what came in is started while the download goes on, so the
+# final fsync has little left to wait for (a large file otherwise waits for all of it at the end).
+WRITE_BEHIND = 8 << 20
 DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB: far above any character, far below a full disk
 MAX_REDIRECTS = 5
 _SUFFIX = {"glb": ".glb", "fbx": ".fbx", "png": ".png", "jpeg": ".jpg"}
@@ -121,6 +124,7 @@ def download(
                 raise TooLarge(_too_large(total, max_bytes))
             # Unbuffered: every received chunk is in the file at once, so a crash or a quit keeps it for a resume.
             with open(part, "ab" if have else "wb", buffering=0) as fh:
+                flushed = received  # bytes of the file whose write to disk has been started
                 for chunk in _chunks(response):
                     pacer.checkpoint()
                     view = memoryview(chunk)
@@ -136,7 +140,10 @@ def download(
                         raise TooLarge(_too_large(received, max_bytes, at_least=True))
                     if on_progress:
                         on_progress(received, total)
-                os.fsync(fh.fileno())
+                    if received - flushed >= WRITE_BEHIND:
+                        _start_writeback(fh.fileno(), flushed, received - flushed)
+                        flushed = received
+                os.fsync(fh.fileno())  # the result is paid for: on disk before the journal says so
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as exc:
         pacer.checkpoint()  # a cancel or shutdown that broke the read is not a network problem
@@ -157,6 +164,16 @@ def download(
     os.replace(part, dest)
     log.info("downloaded %s (%d bytes)", dest.name, dest.stat().st_size)
     return dest
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a written range to disk without waiting for it. On Linux,
+    POSIX_FADV_DONTNEED starts the write-back of dirty pages (they stay cached until written); elsewhere
+    there is no such call and the final fsync does all of it."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        with contextlib.suppress(OSError):
+            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def _get(session: requests.Session, url: str, headers: dict[str, str | None], timing: Timing,
