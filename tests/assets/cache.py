@@ -26,19 +26,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# Asset kind (as tests/emulator names them) -> file name; returned as aliases by ensure_assets().
+from tests.emulator.server import ASSET_FILES as EMULATOR_KINDS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = Path(__file__).resolve().with_name("build_character.py")
 DEFAULT_CACHE_ROOT = REPO_ROOT / ".cache" / "assets"
 STAMP_NAME = ".stamp.json"
-# Asset kind (as tests/emulator names them) -> file name; returned as aliases by ensure_assets().
-EMULATOR_KINDS: dict[str, str] = {
-    "model": "model.glb",
-    "rigged": "rigged.glb",
-    "rigged_fbx": "rigged.fbx",
-    "walking": "walking.glb",
-    "running": "running.glb",
-    "animation": "animation.glb",
-}
 BUILD_TIMEOUT_S = 900
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import struct
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .server import Request, Response, bearer, json_response, sniff, tiny_png
+from .tasks import ProviderApp
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -80,16 +80,14 @@ def _size_for(aspect: str, long_side: int = 96) -> tuple[int, int]:
     return max(1, round(a * scale)), max(1, round(b * scale))
 
 
-class ClaidState:
-    """Claid configuration and history; also the request handler for ``/v1/...``."""
+class ClaidState(ProviderApp):
+    """Claid configuration and history; also the request handler for ``/v1/...``.
+    ``expired_links = n``: the next n scene images get a ``tmp_url`` that has already expired."""
 
     def __init__(self, emulator: Emulator, *, api_key: str | None = None) -> None:
-        self._emu = emulator
-        self.lock = threading.RLock()
-        self.api_key: str | None = api_key
+        super().__init__(emulator, api_key)
         self.credits: int = 100
         self.tmp_ttl: float = 24 * 3600.0
-        self.expired_links: int = 0  # the next N scene images get a tmp_url that has already expired
         self.uploads: list[ClaidUpload] = []
         self.scenes: list[ClaidScene] = []
 
@@ -101,7 +99,7 @@ class ClaidState:
     def base_headers(self) -> dict[str, str]:
         return {"x-request-id": uuid.uuid4().hex}
 
-    def handle(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response:  # Claid's own error envelope, and schema errors
         try:
             return self._route(request)
         except ClaidError as exc:
@@ -201,11 +199,7 @@ class ClaidState:
                 self._emu.files.put(f"claid-{batch}", name, data=content)
                 item = _image_info(ext, width, height)
                 if destination is None:
-                    ttl = self.tmp_ttl
-                    if self.expired_links > 0:
-                        self.expired_links -= 1
-                        ttl = -60.0
-                    item["tmp_url"] = self._emu.files.url(f"claid-{batch}", name, ttl)
+                    item["tmp_url"] = self._emu.files.url(f"claid-{batch}", name, self._link_ttl(self.tmp_ttl))
                     scene.urls.append(item["tmp_url"])
                 else:
                     item["object_uri"] = destination.rstrip("/") + "/" + name

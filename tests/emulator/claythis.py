@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .server import Request, Response, json_response, sniff, tiny_glb
+from .tasks import FINISHED, ApiError, PolledTask, ProviderApp
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -37,48 +37,33 @@ DEFAULT_WORDS = {"pending": "queued", "running": "processing", "done": "complete
 ALL_MOTIONS = 127
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass
-class ClaythisTask:
+class ClaythisTask(PolledTask):
     id: str
     image: bytes | None
     image_content_type: str | None
     image_url: str | None
     motions: list[str] | None  # None: all
-    pending_polls: int
-    running_polls: int
     failure: str | None = None
-    polls: int = 0
 
     def phase(self) -> tuple[str, int]:
-        step, pending, running = self.polls, self.pending_polls, self.running_polls
-        if step <= pending:
-            return "pending", 0
-        if step <= pending + running:
-            return "running", max(1, (step - pending) * 100 // (running + 1))
+        stage, progress = self.stage()
+        if stage != FINISHED:
+            return stage, progress  # "pending" and "running" are Claythis's phase names too
         return ("failed", 90) if self.failure is not None else ("done", 100)
 
 
-class ClaythisState:
+class ClaythisState(ProviderApp):
     """Claythis configuration and tasks; also the request handler for ``/api/3d/...``."""
 
     def __init__(self, emulator: Emulator, *, assets: Mapping[str, Path | str] | None = None,
                  api_key: str | None = None) -> None:
-        self._emu = emulator
-        self.lock = threading.RLock()
-        self.api_key: str | None = api_key
+        super().__init__(emulator, api_key)
         given = {k: Path(v) for k, v in (assets or {}).items()}
         self.glb: bytes | Path = given.get("rigged") or given.get("model") or tiny_glb("claythis")
         self.pending_polls: int = 1
         self.running_polls: int = 2
         self.url_ttl: float = 3600.0
-        self.expired_links: int = 0  # the next N download links handed out have already expired
         self.status_shape: str = "documented"
         self.words: dict[str, str] = dict(DEFAULT_WORDS)
         self.render: Callable[[ClaythisTask, str, int, str | None], Any] | None = None
@@ -96,14 +81,8 @@ class ClaythisState:
     def owns(self, path: str) -> bool:
         return path.startswith(PREFIX)
 
-    def base_headers(self) -> dict[str, str]:
-        return {}
-
-    def handle(self, request: Request) -> Response:
-        try:
-            return self._route(request)
-        except ApiError as exc:
-            return json_response(exc.status, {"success": False, "error": exc.message})
+    def error_body(self, exc: ApiError) -> Any:
+        return {"success": False, "error": exc.message}
 
     def _route(self, request: Request) -> Response:
         if self.api_key is not None and (request.header("x-api-key") or "") != self.api_key:
@@ -164,19 +143,9 @@ class ClaythisState:
             task = self.tasks.get(task_id)
             if task is None:
                 raise ApiError(404, "Task not found")
-            if task.phase()[0] not in ("done", "failed"):
-                task.polls += 1
+            task.advance()
             phase, progress = task.phase()
-            link = None
-            if phase == "done":
-                glb = self.glb
-                self._emu.files.put(task.id, "character.glb", **({"path": glb} if isinstance(glb, Path) else
-                                                                 {"data": glb}))
-                ttl = self.url_ttl
-                if self.expired_links > 0:
-                    self.expired_links -= 1
-                    ttl = -60.0
-                link = self._emu.files.url(task.id, "character.glb", ttl)
+            link = self._result_link(task.id, "character.glb", self.glb, self.url_ttl) if phase == "done" else None
             return json_response(200, self._shape(task, phase, progress, link))
 
     def _shape(self, task: ClaythisTask, phase: str, progress: int, link: str | None) -> Any:

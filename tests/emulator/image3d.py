@@ -3,7 +3,8 @@
 ``POST /api/generate`` (JSON), ``GET /api/status/{id}``, ``GET /api/balance``, all with
 ``Authorization: Bearer <Firebase ID token>``. ``token_expired = True`` makes every call answer 401
 as an expired token would. Each status call advances a task: ``pending_polls`` queued,
-``running_polls`` processing, then success with ``model_url`` (or failed after ``fail_next``).
+``running_polls`` processing, then success with ``model_url`` (or failed after ``fail_next``;
+``expired_links = n`` hands out n ``model_url`` links that have already expired).
 Generations cost ``costs[quality]`` credits (an emulator guess: the docs give no price list); 402
 when the balance is short, 429 when ``concurrency_limit`` tasks are running.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .server import Request, Response, bearer, json_response, sniff, tiny_glb
+from .tasks import FINISHED, PENDING, ApiError, PolledTask, ProviderApp
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -34,15 +35,8 @@ ENGINES = {"fast": "trellis", "standard": "trellis", "pro": "hunyuan3d-v3", "ult
 _DATA_URI = re.compile(r"data:(?P<mime>[\w/+.-]*);base64,(?P<data>.*)", re.DOTALL)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass
-class Image3DTask:
+class Image3DTask(PolledTask):
     id: str
     mode: str
     quality: str
@@ -50,28 +44,22 @@ class Image3DTask:
     image: bytes | None
     image_encoding: str | None  # "data_uri" or "raw"
     cost: int
-    pending_polls: int
-    running_polls: int
     failure: str | None = None
-    polls: int = 0
 
     def phase(self) -> tuple[str, int]:
-        step, pending, running = self.polls, self.pending_polls, self.running_polls
-        if step <= pending:
-            return "queued", 0
-        if step <= pending + running:
-            return "processing", max(1, (step - pending) * 100 // (running + 1))
-        return ("failed", 0) if self.failure is not None else ("success", 100)
+        stage, progress = self.stage()
+        if stage == FINISHED:
+            return ("failed", 0) if self.failure is not None else ("success", 100)
+        return ("queued" if stage == PENDING else "processing"), progress
 
 
-class Image3DState:
-    """image3d.io configuration and tasks; also the request handler for its ``/api/...`` paths."""
+class Image3DState(ProviderApp):
+    """image3d.io configuration and tasks; also the request handler for its ``/api/...`` paths.
+    ``api_key`` is the Firebase ID token."""
 
     def __init__(self, emulator: Emulator, *, assets: Mapping[str, Path | str] | None = None,
                  api_key: str | None = None) -> None:
-        self._emu = emulator
-        self.lock = threading.RLock()
-        self.api_key: str | None = api_key  # the ID token; None: open mode
+        super().__init__(emulator, api_key)
         self.token_expired = False
         given = {k: Path(v) for k, v in (assets or {}).items()}
         self.glb: bytes | Path = given.get("model") or tiny_glb("image3d")
@@ -81,7 +69,6 @@ class Image3DState:
         self.running_polls: int = 2
         self.concurrency_limit: int | None = None
         self.url_ttl: float = 24 * 3600.0
-        self.expired_links: int = 0  # the next N status answers carry a model_url that has already expired
         self.tasks: dict[str, Image3DTask] = {}
         self._failures: list[str] = []
 
@@ -94,14 +81,8 @@ class Image3DState:
     def owns(self, path: str) -> bool:
         return path.rstrip("/") in (GENERATE, BALANCE) or path.startswith("/api/status/")
 
-    def base_headers(self) -> dict[str, str]:
-        return {}
-
-    def handle(self, request: Request) -> Response:
-        try:
-            return self._route(request)
-        except ApiError as exc:
-            return json_response(exc.status, {"error": exc.message})
+    def error_body(self, exc: ApiError) -> Any:
+        return {"error": exc.message}
 
     def _route(self, request: Request) -> Response:
         if self.token_expired:
@@ -158,7 +139,7 @@ class Image3DState:
                 raise ApiError(400, "image must be a PNG or JPEG")
         cost = self.costs.get(quality, 1)
         with self.lock:
-            active = sum(1 for t in self.tasks.values() if t.phase()[0] in ("queued", "processing"))
+            active = sum(1 for t in self.tasks.values() if not t.finished)
             if self.concurrency_limit is not None and active >= self.concurrency_limit:
                 raise ApiError(429, "Too many concurrent generations")
             if self.balance < cost:
@@ -176,21 +157,12 @@ class Image3DState:
             task = self.tasks.get(task_id)
             if task is None:
                 raise ApiError(404, "Task not found")
-            if task.phase()[0] in ("queued", "processing"):
-                task.polls += 1
-                if task.phase()[0] == "failed":
-                    self.balance += task.cost  # refunded
+            if task.advance() and task.phase()[0] == "failed":
+                self.balance += task.cost  # refunded
             phase, progress = task.phase()
             body: dict[str, Any] = {"status": phase, "progress": progress}
             if phase == "success":
-                glb = self.glb
-                self._emu.files.put(task.id, "model.glb", **({"path": glb} if isinstance(glb, Path) else
-                                                             {"data": glb}))
-                ttl = self.url_ttl
-                if self.expired_links > 0:
-                    self.expired_links -= 1
-                    ttl = -60.0
-                body["model_url"] = self._emu.files.url(task.id, "model.glb", ttl)
+                body["model_url"] = self._result_link(task.id, "model.glb", self.glb, self.url_ttl)
             elif phase == "failed":
                 body["error"] = task.failure
         return json_response(200, body)

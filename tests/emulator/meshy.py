@@ -3,7 +3,8 @@
 Tasks advance one step per GET (or per stream event): ``pending_polls`` PENDING answers with
 ``preceding_tasks`` counting down, ``running_polls`` IN_PROGRESS answers with rising ``progress``, then
 SUCCEEDED (or FAILED when ``fail_next`` was armed for that kind). Results are served by the emulator's
-signed asset store from the configured asset files.
+signed asset store from the configured asset files; ``expired_links = n`` makes the next n renders of a
+finished task carry links that have already expired.
 """
 
 from __future__ import annotations
@@ -14,11 +15,8 @@ import copy
 import ipaddress
 import json
 import re
-import struct
-import threading
 import time
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .server import Request, Response, json_response
+from .server import Request, Response, json_response, sniff, tiny_png
+from .tasks import PENDING, RUNNING, ApiError, PolledTask, ProviderApp
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -112,39 +111,11 @@ def default_catalog() -> list[dict[str, Any]]:
             for i, name, cat, sub in _CATALOG_ROWS]
 
 
-def _png_1x1(rgb: tuple[int, int, int] = (180, 180, 180)) -> bytes:
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00" + bytes(rgb))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-THUMBNAIL_PNG = _png_1x1()
-
-
-class ApiError(Exception):
-    """Answered as ``{"message": ...}`` with ``status``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+THUMBNAIL_PNG = tiny_png(1, 1, (180, 180, 180))
 
 
 def _bad(message: str) -> ApiError:
     return ApiError(400, message)
-
-
-def _sniff(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if len(data) >= 12 and data[:4] == b"glTF":
-        return "glb"
-    return None
 
 
 _DATA_URI = re.compile(r"data:(?P<mime>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)", re.DOTALL)
@@ -268,7 +239,7 @@ def _sse(event: str, payload: Mapping[str, Any]) -> bytes:
 
 
 @dataclass
-class MeshyTask:
+class MeshyTask(PolledTask):
     """One emulated task. ``request`` is the validated body as sent; ``outputs`` holds the result tree
     with file names as leaves (signed into URLs on every render)."""
 
@@ -278,8 +249,6 @@ class MeshyTask:
     created_at: int
     seq: int
     cost: int
-    pending_polls: int
-    running_polls: int
     failure: dict[str, str] | None = None
     status: str = "PENDING"
     progress: int = 0
@@ -287,18 +256,17 @@ class MeshyTask:
     started_at: int = 0
     finished_at: int = 0
     expires_at: int = 0
-    polls: int = 0
     consumed_credits: int = 0
     task_error: dict[str, str] = field(default_factory=lambda: {"message": ""})
     outputs: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
+    def finished(self) -> bool:
+        return self.status in TERMINAL  # a canceled task too
 
 
-class MeshyState:
+class MeshyState(ProviderApp):
     """Meshy configuration, tasks and counters; also the request handler for Meshy paths.
 
     Change the public attributes at any time (under ``lock`` when racing live requests).
@@ -306,12 +274,9 @@ class MeshyState:
 
     def __init__(self, emulator: Emulator, *, assets: Mapping[str, Path | str] | None = None,
                  api_key: str | None = None) -> None:
-        self._emu = emulator
-        self.lock = threading.RLock()
-        self.api_key: str | None = api_key  # None: open mode, any or no Authorization accepted
+        super().__init__(emulator, api_key)
         self.assets: dict[str, Path] = {k: Path(v) for k, v in (assets or {}).items()}
         self.asset_ttl: float = 3 * 24 * 3600.0  # seconds a signed asset URL stays valid
-        self.expired_links: int = 0  # the next N renders of a finished task carry links already expired
         self.stream_interval: float = 0.02
         self.pending_polls: int = 2
         self.running_polls: int = 2
@@ -360,12 +325,6 @@ class MeshyState:
     def base_headers(self) -> dict[str, str]:
         return {"x-api-version": self.api_version}
 
-    def handle(self, request: Request) -> Response:
-        try:
-            return self._route(request)
-        except ApiError as exc:
-            return json_response(exc.status, {"message": exc.message})
-
     def _authorized(self, request: Request) -> bool:
         if self.api_key is None:
             return True
@@ -409,7 +368,7 @@ class MeshyState:
         if method == "DELETE":
             with self.lock:
                 task = self._find(endpoint, task_id)
-                if not task.terminal:
+                if not task.finished:
                     task.status = "CANCELED"
                     task.preceding_tasks = 0
                     task.finished_at = self._emu.now_ms()
@@ -548,18 +507,25 @@ class MeshyState:
             return "text-to-3d-refine", 10, extra
         raise _bad("mode must be 'preview' or 'refine'")
 
-    def _validate_remesh(self, body: Mapping[str, Any]) -> None:
+    def _check_model_input(self, body: Mapping[str, Any], *, glb_only: bool, unknown: ApiError | None) -> None:
+        """``input_task_id`` (a model task that succeeded) or ``model_url``, as remesh and rigging take
+        them. ``unknown``: the error for a task id that does not exist (None: an invalid input task)."""
         if _present(body, "input_task_id"):
             task_id = _str(body, "input_task_id") or ""
             task = self.tasks.get(task_id)
+            if task is None and unknown is not None:
+                raise unknown
             if task is None or task.kind not in MODEL_KINDS:
                 raise _bad(f"Invalid input task: {task_id}")
             if task.status != "SUCCEEDED":
                 raise _bad("The input task has not succeeded yet")
         elif _present(body, "model_url"):
-            self._check_model_ref(body["model_url"], "model_url", glb_only=False)
+            self._check_model_ref(body["model_url"], "model_url", glb_only=glb_only)
         else:
             raise _bad("Either model_url or input_task_id is required")
+
+    def _validate_remesh(self, body: Mapping[str, Any]) -> None:
+        self._check_model_input(body, glb_only=False, unknown=None)
         formats = _formats(body, "target_formats", REMESH_FORMATS)
         _choice(body, "topology", ("quad", "triangle"))
         _int(body, "target_polycount", 100, 300_000)
@@ -575,19 +541,7 @@ class MeshyState:
         _bool(body, "alpha_thumbnail")
 
     def _validate_rig(self, body: Mapping[str, Any]) -> None:
-        if _present(body, "input_task_id"):
-            task_id = _str(body, "input_task_id") or ""
-            task = self.tasks.get(task_id)
-            if task is None:
-                raise ApiError(404, "Task not found")
-            if task.kind not in MODEL_KINDS:
-                raise _bad(f"Invalid input task: {task_id}")
-            if task.status != "SUCCEEDED":
-                raise _bad("The input task has not succeeded yet")
-        elif _present(body, "model_url"):
-            self._check_model_ref(body["model_url"], "model_url", glb_only=True)
-        else:
-            raise _bad("Either model_url or input_task_id is required")
+        self._check_model_input(body, glb_only=True, unknown=ApiError(404, "Task not found"))
         height = _number(body, "height_meters")
         if height is not None and height <= 0:
             raise _bad("height_meters must be a positive number")
@@ -650,11 +604,11 @@ class MeshyState:
             expected = _IMAGE_MIMES.get(mime)
             if expected not in wanted:
                 raise _bad(f"Unsupported image format in {name}: {mime or 'no media type'}")
-            if _sniff(data) != expected:
+            if sniff(data) != expected:
                 raise _bad(f"Malformed data URI in {name}: the content is not a {mime} image")
             return
         content = self._fetch_url(value, name)
-        if content is not None and _sniff(content) not in wanted:
+        if content is not None and sniff(content) not in wanted:
             raise _bad(f"Unsupported image format in {name}")
 
     def _check_model_ref(self, value: Any, name: str, *, glb_only: bool) -> None:
@@ -662,12 +616,12 @@ class MeshyState:
             raise _bad(f"{name} must be a non-empty string")
         if value.startswith("data:"):
             _mime, data = _decode_data_uri(value, name)
-            if glb_only and _sniff(data) != "glb":
+            if glb_only and sniff(data) != "glb":
                 raise _bad(f"Invalid model file in {name}: only GLB files are supported")
             return
         content = self._fetch_url(value, name)
         if content is not None:
-            if glb_only and _sniff(content) != "glb":
+            if glb_only and sniff(content) != "glb":
                 raise _bad(f"Invalid model file in {name}: only GLB files are supported")
             return
         ext = PurePosixPath(urlsplit(value).path).suffix.lower()
@@ -708,7 +662,7 @@ class MeshyState:
             with self.lock:
                 task = self.tasks[task_id]
                 self._advance(task)
-                done = task.terminal
+                done = task.finished
                 payload = self._render(task) if done else {
                     "id": task.id, "progress": task.progress, "status": task.status}
             yield _sse("message", payload)
@@ -718,22 +672,21 @@ class MeshyState:
     # -- progression -------------------------------------------------------------------------------
 
     def _advance(self, task: MeshyTask) -> None:
-        if task.terminal:
+        if not task.advance():
             return
         self.polls += 1
-        task.polls += 1
-        step, pending, running = task.polls, task.pending_polls, task.running_polls
-        if step <= pending:
+        stage, progress = task.stage()
+        if stage == PENDING:
             task.status = "PENDING"
-            task.preceding_tasks = pending - step + 1
+            task.preceding_tasks = task.pending_polls - task.polls + 1
             return
         task.preceding_tasks = 0
         now = self._emu.now_ms()
         if not task.started_at:
             task.started_at = max(now, task.created_at)
-        if step <= pending + running:
+        if stage == RUNNING:
             task.status = "IN_PROGRESS"
-            task.progress = max(1, (step - pending) * 100 // (running + 1))
+            task.progress = progress
             return
         task.finished_at = max(now, task.started_at)
         if task.failure is not None:
@@ -828,11 +781,8 @@ class MeshyState:
 
     def _render(self, task: MeshyTask) -> dict[str, Any]:
         """The task object as Meshy returns it; asset URLs are signed afresh on every call."""
-        ttl = self.asset_ttl
-        if task.status == "SUCCEEDED" and self.expired_links > 0:
-            self.expired_links -= 1
-            ttl = -60.0
-        out = self._sign(task.id, task.outputs, ttl) if task.status == "SUCCEEDED" else {}
+        done = task.status == "SUCCEEDED"
+        out = self._sign(task.id, task.outputs, self._link_ttl(self.asset_ttl)) if done else {}
         req = task.request
         times = {"created_at": task.created_at, "started_at": task.started_at, "finished_at": task.finished_at}
         tail = {"status": task.status, "progress": task.progress, "preceding_tasks": task.preceding_tasks,

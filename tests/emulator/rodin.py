@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .server import FormPart, Request, Response, bearer, json_response, sniff, tiny_fbx, tiny_glb
+from .tasks import ApiError, PolledTask, ProviderApp
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -45,14 +45,11 @@ MAX_IMAGES = 5
 PREVIEW_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
 
 
-class AppError(Exception):
+class AppError(ApiError):
     """Answered as HTTP 201 ``{"error": code, "message": message}`` (or ``status`` when given)."""
 
     def __init__(self, code: str, message: str, status: int = 201) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(status, message, code)
 
 
 def _invalid(message: str) -> AppError:
@@ -60,8 +57,9 @@ def _invalid(message: str) -> AppError:
 
 
 @dataclass
-class RodinTask:
-    """One emulated generation. ``fields`` are the text parts as sent (repeated ones kept in order)."""
+class RodinTask(PolledTask):
+    """One emulated generation. ``fields`` are the text parts as sent (repeated ones kept in order).
+    Its jobs run one after the other, so it is finished when every job is (not after ``running_polls``)."""
 
     uuid: str
     subscription_key: str
@@ -74,10 +72,7 @@ class RodinTask:
     addons_encoding: str | None  # "repeated", "json" or "comma" as the client sent them
     bbox: list[int] | None
     cost: float
-    pending_polls: int
-    running_polls: int
     fail: bool = False
-    polls: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def statuses(self) -> list[str]:
@@ -105,14 +100,12 @@ class RodinTask:
         return all(s == "Done" for s in self.statuses())
 
 
-class RodinState:
+class RodinState(ProviderApp):
     """Rodin configuration, tasks and counters; also the request handler for ``/api/v2/...``."""
 
     def __init__(self, emulator: Emulator, *, assets: Mapping[str, Path | str] | None = None,
                  api_key: str | None = None) -> None:
-        self._emu = emulator
-        self.lock = threading.RLock()
-        self.api_key: str | None = api_key
+        super().__init__(emulator, api_key)
         given = {k: Path(v) for k, v in (assets or {}).items()}
         # Served model files by format: bytes or a path. Defaults: the emulator's model assets.
         self.files: dict[str, bytes | Path] = {}
@@ -126,7 +119,6 @@ class RodinState:
         self.running_polls: int = 1
         self.jobs_per_task: int = 2
         self.link_ttl: float = 600.0
-        self.expired_lists: int = 0  # the next N download lists carry links that have already expired
         # The model's name in download lists (None: Rodin's own base_basic_pbr.<fmt>); tests put hostile
         # names here ("../../x.glb", "/etc/x.glb", "CON.glb") to check they never become paths.
         self.model_name: str | None = None
@@ -138,6 +130,15 @@ class RodinState:
         self._refusals: list[tuple[str, str]] = []
 
     # -- test controls -----------------------------------------------------------------------------
+
+    @property
+    def expired_lists(self) -> int:
+        """The next N download lists carry links that have already expired (one list counts once)."""
+        return self.expired_links
+
+    @expired_lists.setter
+    def expired_lists(self, value: int) -> None:
+        self.expired_links = value
 
     def fail_next(self) -> None:
         """The next task's last job ends Failed."""
@@ -158,14 +159,8 @@ class RodinState:
     def owns(self, path: str) -> bool:
         return path.startswith(PREFIX)
 
-    def base_headers(self) -> dict[str, str]:
-        return {}
-
-    def handle(self, request: Request) -> Response:
-        try:
-            return self._route(request)
-        except AppError as exc:
-            return json_response(exc.status, {"error": exc.code, "message": exc.message})
+    def error_body(self, exc: ApiError) -> Any:
+        return {"error": exc.code, "message": exc.message}
 
     def _route(self, request: Request) -> Response:
         if self.api_key is not None and bearer(request) != self.api_key:
@@ -328,8 +323,7 @@ class RodinState:
             task = self.task_by_key(key)
             if task is None:  # includes a task uuid sent by mistake
                 raise AppError("NO_SUCH_TASK", "No such task")
-            if not task.finished:
-                task.polls += 1
+            task.advance()
             statuses = task.statuses()
             jobs: list[dict[str, Any]] = []
             for job_uuid, status in zip(task.job_uuids, statuses, strict=True):
@@ -346,29 +340,23 @@ class RodinState:
             task = self.tasks.get(task_uuid)
             if task is None:  # includes a subscription key sent by mistake
                 raise AppError("NO_SUCH_TASK", "No such task")
-            if not task.finished:
-                task.polls += 1  # time passes for a client that only asks for the list (a recovered task)
+            task.advance()  # time passes for a client that only asks for the list (a recovered task)
             if not task.done:
                 return json_response(201, {"error": "OK", "list": []})
             name = self.model_name or f"base_basic_{'shaded' if task.material == 'Shaded' else 'pbr'}.{task.fmt}"
-            self._emu.files.put(task.uuid, name, **self._content(task.fmt))
-            self._emu.files.put(task.uuid, "preview.webp", data=PREVIEW_WEBP)
-            ttl = self.link_ttl
-            if self.expired_lists > 0:
-                self.expired_lists -= 1
-                ttl = -60.0
+            self._store(task.uuid, name, self._content(task.fmt))
+            self._store(task.uuid, "preview.webp", PREVIEW_WEBP)
+            ttl = self._link_ttl(self.link_ttl)
             files = [{"url": self._emu.files.url(task.uuid, n, ttl), "name": n} for n in (name, "preview.webp")]
         return json_response(201, {"error": "OK", "list": files})
 
-    def _content(self, fmt: str) -> dict[str, Any]:
+    def _content(self, fmt: str) -> bytes | Path:
         source = self.files.get(fmt)
-        if isinstance(source, Path):
-            return {"path": source}
-        if isinstance(source, bytes):
-            return {"data": source}
+        if isinstance(source, Path | bytes):
+            return source
         if fmt == "glb":
-            return {"data": tiny_glb("rodin")}
-        return {"data": tiny_fbx() if fmt == "fbx" else b"emulated " + fmt.encode()}
+            return tiny_glb("rodin")
+        return tiny_fbx() if fmt == "fbx" else b"emulated " + fmt.encode()
 
 
 def _jwt() -> str:

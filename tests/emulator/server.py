@@ -1,7 +1,7 @@
 """Generic part of the local provider emulator: a loopback HTTP server, signed asset URLs, a request
 log and fault injection. Provider behaviour lives in its own module (``meshy.py``, ``rodin.py``,
-``claythis.py``, ``image3d.py``, ``claid.py``) and is plugged in as an :class:`App`; their paths do
-not collide, so one server speaks all of them.
+``claythis.py``, ``image3d.py``, ``claid.py``, on the shared plumbing of ``tasks.py``) and is plugged
+in as an :class:`App`; their paths do not collide, so one server speaks all of them.
 
 Stdlib only. The server binds 127.0.0.1 and never opens an outgoing connection.
 """
@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 if TYPE_CHECKING:
@@ -142,14 +142,14 @@ def tiny_fbx() -> bytes:
     return b"Kaydara FBX Binary  \x00\x1a\x00" + struct.pack("<I", 7400) + b"\x00" * 160
 
 
-def tiny_png(width: int, height: int, rgba: tuple[int, int, int, int] = (128, 128, 128, 255)) -> bytes:
-    """A valid RGBA PNG of one colour."""
+def tiny_png(width: int, height: int, rgba: tuple[int, ...] = (128, 128, 128, 255)) -> bytes:
+    """A valid PNG of one colour: RGBA, or RGB when ``rgba`` has three values."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
     row = b"\x00" + bytes(rgba) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6 if len(rgba) == 4 else 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height))
             + chunk(b"IEND", b""))
 
@@ -234,12 +234,22 @@ class App(Protocol):
     def handle(self, request: Request) -> Response: ...
 
 
-@dataclass
-class _Injection:
+@dataclass(kw_only=True)
+class _Armed:
+    """Armed for the next ``remaining`` requests whose method is ``method`` ("*": any) and whose path
+    matches ``pattern`` (``re.search``)."""
+
     method: str
     pattern: re.Pattern[str]
-    response: Response
     remaining: int
+
+
+_ArmedT = TypeVar("_ArmedT", bound=_Armed)
+
+
+@dataclass(kw_only=True)
+class _Injection(_Armed):
+    response: Response
 
 
 # Faults that change how a real answer travels (``Emulator.inject_fault``):
@@ -259,12 +269,9 @@ HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head
              b"<p>The upstream server is temporarily unavailable.</p></body></html>\n")
 
 
-@dataclass
-class _Fault:
-    method: str
-    pattern: re.Pattern[str]
+@dataclass(kw_only=True)
+class _Fault(_Armed):
     kind: str
-    remaining: int
     keep: int | float | None  # bytes (int) or a fraction (float) of the body; None: half
     seconds: float
 
@@ -468,27 +475,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.emulator.verbose:
             sys.stderr.write("emulator: " + (format % args) + "\n")
 
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_HEAD(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_OPTIONS(self) -> None:
-        self._serve()
-
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks: list[bytes] = []
@@ -524,6 +510,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(request, response)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    # Every method is served the same way: the provider apps decide what each one means.
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
     def _write(self, request: Request, response: Response) -> None:
         self.send_response(response.status)
@@ -668,13 +657,14 @@ class Emulator:
         response, before auth or any normal handling. ``method`` "*" matches every method."""
         response = canned_response(status, body, headers)
         with self._lock:
-            self._injections.append(_Injection(method.upper(), re.compile(path_regex), response, times))
+            self._injections.append(_Injection(method=method.upper(), pattern=re.compile(path_regex),
+                                               remaining=times, response=response))
 
     def inject_reset(self, method: str, path_regex: str, times: int = 1) -> None:
         """Close the connection without answering (connection reset) on the next ``times`` matches."""
         with self._lock:
-            self._injections.append(_Injection(method.upper(), re.compile(path_regex), Response(0, reset=True),
-                                               times))
+            self._injections.append(_Injection(method=method.upper(), pattern=re.compile(path_regex),
+                                               remaining=times, response=Response(0, reset=True)))
 
     def inject_fault(
         self,
@@ -692,7 +682,8 @@ class Emulator:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         with self._lock:
-            self._faults.append(_Fault(method.upper(), re.compile(path_regex), kind, times, keep, seconds))
+            self._faults.append(_Fault(method=method.upper(), pattern=re.compile(path_regex), remaining=times,
+                                       kind=kind, keep=keep, seconds=seconds))
 
     def pending_faults(self) -> int:
         """Injected faults and canned answers not yet used."""
@@ -728,39 +719,30 @@ class Emulator:
             self._log.append(record)
 
     # dispatch
-    def _take_injection(self, request: Request) -> Response | None:
+    def _take(self, armed: list[_ArmedT], request: Request) -> _ArmedT | None:
+        """The first of ``armed`` that matches the request, used once (and dropped when used up)."""
         with self._lock:
-            for injection in self._injections:
-                if injection.method not in ("*", request.method) or not injection.pattern.search(request.path):
+            for item in armed:
+                if item.method not in ("*", request.method) or not item.pattern.search(request.path):
                     continue
-                injection.remaining -= 1
-                if injection.remaining <= 0:
-                    self._injections.remove(injection)
-                return injection.response
-        return None
-
-    def _take_fault(self, request: Request) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method not in ("*", request.method) or not fault.pattern.search(request.path):
-                    continue
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
+                item.remaining -= 1
+                if item.remaining <= 0:
+                    armed.remove(item)
+                return item
         return None
 
     def dispatch(self, request: Request) -> Response:
         try:
             app = next((a for a in self._apps if a.owns(request.path)), None)
-            injected = self._take_injection(request)
-            if injected is not None:
+            injection = self._take(self._injections, request)
+            if injection is not None:
+                injected = injection.response
                 if injected.reset:
                     return injected
                 headers = app.base_headers() if app else {}
                 headers.update(injected.headers)
                 return Response(injected.status, injected.body, headers)
-            fault = self._take_fault(request)
+            fault = self._take(self._faults, request)
             if fault is not None and fault.kind == "html":
                 return Response(200, HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"})
             if fault is not None and fault.kind == "ignore_range":

@@ -7,7 +7,8 @@ plus every task paid for twice). `scripts/fault_matrix.py` runs the tests and pr
 from `.cache/fault_matrix.json`, which the `matrix` fixture writes when the test session ends.
 
 Also the shared harness of the core-level fault tests: the emulator, fast timings, one standard job per
-provider, and where each provider's submit, poll and download requests go.
+provider, where each provider's submit, poll and download requests go, and the check that a job survived
+its fault. tests/unit/conftest.py makes its fixtures (assets, emu, runner, matrix) those of every unit test.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from addon.core.models import GenerationRequest, Job, JobState
 from addon.core.providers import all_providers
 from addon.core.runner import InputFile, JobRunner
 from addon.core.store import JobStore
-from tests.emulator import Emulator
+from tests.emulator import ClaythisState, Emulator, Image3DState, MeshyState, RodinState
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / ".cache" / "fault_matrix.json"
@@ -228,17 +229,33 @@ def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> 
     raise AssertionError(f"timed out waiting for {what}")
 
 
+PolledState = MeshyState | RodinState | ClaythisState | Image3DState
+
+
+def polled(emu: Emulator, provider: str) -> PolledState:
+    """The emulator's state of a provider whose tasks are polled (all but Claid)."""
+    states: dict[str, PolledState] = {"meshy": emu.meshy, "rodin": emu.rodin, "claythis": emu.claythis,
+                                      "image3d": emu.image3d}
+    return states[provider]
+
+
+def hold(emu: Emulator, provider: str, held: bool) -> None:
+    """Keep the provider's new tasks queued (held) or let them run at once."""
+    if provider in POLLING:
+        polled(emu, provider).pending_polls = 10**6 if held else 1
+
+
+def release(emu: Emulator, provider: str) -> None:
+    """Let every task the provider holds finish at its next poll."""
+    if provider in POLLING:
+        running = 0 if provider == "meshy" else 1
+        for task in polled(emu, provider).tasks.values():
+            task.pending_polls, task.running_polls = 0, running
+
+
 def created(emu: Emulator, provider: str) -> int:
     """Tasks (paid requests) the provider made."""
-    if provider == "meshy":
-        return len(emu.meshy.tasks)
-    if provider == "rodin":
-        return len(emu.rodin.tasks)
-    if provider == "claythis":
-        return len(emu.claythis.tasks)
-    if provider == "image3d":
-        return len(emu.image3d.tasks)
-    return len(emu.claid.scenes)
+    return len(emu.claid.scenes) if provider == "claid" else len(polled(emu, provider).tasks)
 
 
 def result_ok(job: Job, provider: str) -> bool:
@@ -258,6 +275,16 @@ def lost(job: Job, provider: str, emu: Emulator, paid_for: int = 1) -> int:
     return twice + undelivered
 
 
+def settle(matrix: Matrix, row: str, provider: str, stage: str, emu: Emulator, job: Job, injected: int = 1) -> None:
+    """Record a fault the job had to survive, then assert it did: its result delivered, every injected
+    fault used, nothing paid for lost or paid twice."""
+    missing = lost(job, provider, emu)
+    ok = result_ok(job, provider) and emu.pending_faults() == 0
+    matrix.record(row, provider, stage, injected=injected, survived=ok, lost=missing)
+    assert ok, (job.state, job.error, emu.pending_faults())
+    assert missing == 0 and created(emu, provider) == 1
+
+
 @pytest.fixture
 def assets(tmp_path: Path) -> dict[str, Path]:
     return asset_files(tmp_path / "assets")
@@ -266,7 +293,8 @@ def assets(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def emu(assets: dict[str, Path]) -> Iterator[Emulator]:
     with Emulator(assets=assets, api_key=KEY) as emulator:
-        for state in (emulator.meshy, emulator.rodin, emulator.claythis, emulator.image3d):
+        for provider in POLLING:
+            state = polled(emulator, provider)
             state.pending_polls = 1
             state.running_polls = 1
         yield emulator

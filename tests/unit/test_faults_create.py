@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -15,9 +14,7 @@ import requests
 from addon.core.models import JobState, TaskStatus
 from addon.core.runner import JobRunner
 from tests.emulator import Emulator
-
-pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
-from tests.unit.fault_matrix import (  # noqa: E402
+from tests.unit.fault_matrix import (
     CREATE,
     FAST,
     KEY,
@@ -26,16 +23,16 @@ from tests.unit.fault_matrix import (  # noqa: E402
     Matrix,
     config,
     created,
+    hold,
     lost,
     make_runner,
     result_ok,
     run,
+    settle,
     submit,
     wait,
     wait_for,
 )
-
-pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
 
 MESHY_CREATE = CREATE["meshy"][1]
 
@@ -47,10 +44,7 @@ def test_meshy_adopts_the_task_its_lost_create_made(tmp_path: Path, emu: Emulato
     try:
         emu.inject_fault("POST", MESHY_CREATE, fault, seconds=0.6, keep=4)
         job = run(job_runner, emu, "meshy")
-        missing = lost(job, "meshy", emu)
-        matrix.record("create_lost", "meshy", "submit", survived=result_ok(job, "meshy"), lost=missing)
-        assert result_ok(job, "meshy"), job.error
-        assert missing == 0 and created(emu, "meshy") == 1
+        settle(matrix, "create_lost", "meshy", "submit", emu, job)
         wait_for(lambda: emu.count("POST", MESHY_CREATE) == 1, what="the delayed answer to be logged")
         assert emu.count("GET", r"^/openapi/v1/image-to-3d$") >= 1  # found through the task list
         assert job.tasks[0].remote_id == next(iter(emu.meshy.tasks))
@@ -109,10 +103,8 @@ def test_lost_create_answer_is_stopped_and_recovered_by_task_id(emu: Emulator, r
     task_id = {"rodin": lambda: next(iter(emu.rodin.tasks)), "claythis": lambda: next(iter(emu.claythis.tasks)),
                "image3d": lambda: next(iter(emu.image3d.tasks))}[provider]()
     recovered = wait(runner, runner.recover(provider, task_id, "", config(emu, provider)).id)
-    missing = lost(recovered, provider, emu)
-    matrix.record("create_lost", provider, "submit", survived=result_ok(recovered, provider), lost=missing)
-    assert result_ok(recovered, provider), recovered.error
-    assert missing == 0 and emu.count(method, path) == 1
+    settle(matrix, "create_lost", provider, "submit", emu, recovered)
+    assert emu.count(method, path) == 1
 
 
 def test_claid_lost_scene_answer_is_reported_not_resent(emu: Emulator, runner: JobRunner, matrix: Matrix) -> None:
@@ -133,11 +125,6 @@ def test_claid_lost_scene_answer_is_reported_not_resent(emu: Emulator, runner: J
 # -- a full queue: wait locally, submit when a slot frees ---------------------------------------------
 
 
-def _occupy(emu: Emulator, provider: str, busy: bool) -> None:
-    state: Any = {"meshy": emu.meshy, "rodin": emu.rodin, "image3d": emu.image3d}[provider]
-    state.pending_polls = 10**6 if busy else 1
-
-
 def _free(emu: Emulator, provider: str, task_id: str) -> None:
     if provider == "meshy":
         task = emu.meshy.tasks[task_id]
@@ -153,11 +140,11 @@ def test_full_queue_waits_locally_and_submits_when_a_slot_frees(emu: Emulator, r
                                                                 matrix: Matrix, provider: str) -> None:
     {"meshy": lambda: setattr(emu.meshy, "queue_limit", 1), "rodin": lambda: setattr(emu.rodin, "parallel_limit", 1),
      "image3d": lambda: setattr(emu.image3d, "concurrency_limit", 1)}[provider]()
-    _occupy(emu, provider, True)
+    hold(emu, provider, True)
     first = submit(runner, emu, provider)
     wait_for(lambda: bool(runner.store.get(first.id).tasks and runner.store.get(first.id).tasks[0].remote_id),
              what="the first task")
-    _occupy(emu, provider, False)
+    hold(emu, provider, False)
     other = {"meshy": {"ai_model": "meshy-5"}, "rodin": {"quality": "low"}, "image3d": {"quality": "fast"}}
     second = submit(runner, emu, provider, options=other[provider])  # not a double click: another request
     seen: list[tuple[JobState, str | None]] = []

@@ -11,9 +11,7 @@ import pytest
 from addon.core.models import Job, JobState
 from addon.core.runner import CORRUPT_DOWNLOAD_ATTEMPTS, JobRunner
 from tests.emulator import Emulator
-
-pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
-from tests.unit.fault_matrix import (  # noqa: E402
+from tests.unit.fault_matrix import (
     ASSET,
     POLLING,
     PROVIDERS,
@@ -21,15 +19,12 @@ from tests.unit.fault_matrix import (  # noqa: E402
     SHORT_READS,
     Matrix,
     config,
-    created,
-    lost,
     make_runner,
-    result_ok,
+    polled,
     run,
+    settle,
     wait,
 )
-
-pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
 
 
 def asset_gets(emu: Emulator, provider: str) -> list[str | None]:
@@ -40,13 +35,9 @@ def asset_gets(emu: Emulator, provider: str) -> list[str | None]:
     return [r.range for r in emu.requests if r.method == "GET" and pattern.search(r.path)]
 
 
-def settle(matrix: Matrix, row: str, provider: str, emu: Emulator, job: Job, injected: int = 1,
-           stage: str = "download") -> None:
-    missing = lost(job, provider, emu)
-    ok = result_ok(job, provider) and emu.pending_faults() == 0
-    matrix.record(row, provider, stage, injected=injected, survived=ok, lost=missing)
-    assert ok, (job.state, job.error, emu.pending_faults())
-    assert missing == 0 and created(emu, provider) == 1
+def settle_download(matrix: Matrix, row: str, provider: str, emu: Emulator, job: Job, injected: int = 1) -> None:
+    """``settle`` for a download fault, and no partial file left next to the result."""
+    settle(matrix, row, provider, "download", emu, job, injected)
     assert not list(Path(job.asset(RESULT_KEY[provider]).path).parent.glob("*.part"))  # type: ignore[union-attr, arg-type]
 
 
@@ -59,7 +50,7 @@ def test_stalled_download_resumes_with_range(tmp_path: Path, emu: Emulator, matr
         gets = asset_gets(emu, provider)
         assert len(gets) == 2 and gets[0] is None and gets[1] and gets[1].startswith("bytes="), gets
         assert gets[1] != "bytes=0-"  # it continued where the stall left it
-        settle(matrix, "stall", provider, emu, job)
+        settle_download(matrix, "stall", provider, emu, job)
     finally:
         job_runner.shutdown()
 
@@ -70,7 +61,7 @@ def test_truncated_body_resumes_with_range(emu: Emulator, runner: JobRunner, mat
     job = run(runner, emu, provider)
     gets = asset_gets(emu, provider)
     assert len(gets) == 2 and gets[1] and gets[1] != "bytes=0-", gets
-    settle(matrix, "truncated", provider, emu, job)
+    settle_download(matrix, "truncated", provider, emu, job)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -79,7 +70,7 @@ def test_server_without_range_starts_over(emu: Emulator, runner: JobRunner, matr
     emu.inject_fault("GET", ASSET[provider], "ignore_range")  # the resume gets the whole file (200)
     job = run(runner, emu, provider)
     assert len(asset_gets(emu, provider)) == 2
-    settle(matrix, "range_off", provider, emu, job, injected=2)
+    settle_download(matrix, "range_off", provider, emu, job, injected=2)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -87,7 +78,7 @@ def test_html_page_instead_of_the_file(emu: Emulator, runner: JobRunner, matrix:
     emu.inject_fault("GET", ASSET[provider], "html")
     job = run(runner, emu, provider)
     assert len(asset_gets(emu, provider)) == 2
-    settle(matrix, "html_page", provider, emu, job)
+    settle_download(matrix, "html_page", provider, emu, job)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -96,7 +87,7 @@ def test_corrupt_file_is_fetched_again(emu: Emulator, runner: JobRunner, matrix:
                                        kind: str) -> None:
     emu.inject_fault("GET", ASSET[provider], kind)
     job = run(runner, emu, provider)
-    settle(matrix, "corrupt_file", provider, emu, job)
+    settle_download(matrix, "corrupt_file", provider, emu, job)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -113,25 +104,18 @@ def test_corrupt_every_time_fails_clearly_and_retry_reuses_the_task(emu: Emulato
     assert not [p for p in job_dir.iterdir() if p.suffix in (".glb", ".fbx", ".part")]
     runner.retry(job.id, config(emu, provider))
     job = wait(runner, job.id)
-    settle(matrix, "corrupt_persistent", provider, emu, job, injected=CORRUPT_DOWNLOAD_ATTEMPTS)
+    settle_download(matrix, "corrupt_persistent", provider, emu, job, injected=CORRUPT_DOWNLOAD_ATTEMPTS)
 
 
 @pytest.mark.parametrize("provider", POLLING)
 def test_expired_link_is_refreshed_from_the_task(emu: Emulator, runner: JobRunner, matrix: Matrix,
                                                  provider: str) -> None:
-    if provider == "meshy":
-        emu.meshy.expired_links = 1
-    elif provider == "rodin":
-        emu.rodin.expired_lists = 1
-    elif provider == "claythis":
-        emu.claythis.expired_links = 1
-    else:
-        emu.image3d.expired_links = 1
+    polled(emu, provider).expired_links = 1  # on Rodin the same counter as expired_lists (one stale list)
     job = run(runner, emu, provider)
     gets = asset_gets(emu, provider)
     assert len(gets) == 2, gets
     assert [r.status for r in emu.requests if r.method == "GET" and r.path.startswith("/assets/")][-2:] != [403, 403]
-    settle(matrix, "expired_url", provider, emu, job)
+    settle_download(matrix, "expired_url", provider, emu, job)
     asset = job.asset(RESULT_KEY[provider])
     assert asset is not None and "Expires=" in asset.url  # the fresh link is remembered in the journal
 
@@ -139,7 +123,7 @@ def test_expired_link_is_refreshed_from_the_task(emu: Emulator, runner: JobRunne
 def test_expired_link_twice_in_a_row(emu: Emulator, runner: JobRunner, matrix: Matrix) -> None:
     emu.meshy.expired_links = 2  # the first poll's link and the first refresh are both stale
     job = run(runner, emu, "meshy")
-    settle(matrix, "expired_url", "meshy", emu, job, injected=2)
+    settle_download(matrix, "expired_url", "meshy", emu, job, injected=2)
 
 
 def test_claid_links_cannot_be_renewed_and_say_so(emu: Emulator, runner: JobRunner) -> None:

@@ -14,11 +14,7 @@ from addon.core.errors import InputError
 from addon.core.models import JobState
 from addon.core.runner import InputFile, JobRunner, jpeg_problem, png_problem
 from tests.emulator import Emulator
-
-pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
-from tests.unit.fault_matrix import PNG, PROVIDERS, Matrix, config, request, run  # noqa: E402
-
-pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
+from tests.unit.fault_matrix import PNG, PROVIDERS, Matrix, config, request, run
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

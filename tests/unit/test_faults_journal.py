@@ -10,23 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from addon.core.models import GenerationRequest, Job, JobState, RemoteTask, TaskStatus
+from addon.core.models import GenerationRequest, Job, RemoteTask, TaskStatus
 from addon.core.store import JobStore
 from tests.emulator import Emulator
-
-pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
-from tests.unit.fault_matrix import (  # noqa: E402
-    Matrix,
-    config,
-    created,
-    make_runner,
-    result_ok,
-    submit,
-    wait,
-    wait_for,
-)
-
-pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
+from tests.unit.fault_matrix import Matrix, config, hold, make_runner, release, settle, submit, wait, wait_for
 
 
 def _job(job_id: str, remote: str | None = None) -> Job:
@@ -95,19 +82,16 @@ def test_one_unreadable_job_keeps_the_others(tmp_path: Path, matrix: Matrix) -> 
 def test_a_recovered_journal_resumes_without_sending_again(tmp_path: Path, emu: Emulator, matrix: Matrix) -> None:
     root = tmp_path / "user"
     first = make_runner(root)
-    emu.meshy.pending_polls = 10**6
+    hold(emu, "meshy", True)
     job = submit(first, emu, "meshy")
     wait_for(lambda: bool(first.store.get(job.id).tasks and first.store.get(job.id).tasks[0].remote_id))
     first.shutdown()
     whole = (root / "journal.json").read_bytes()
     (root / "journal.json.tmp").write_bytes(whole)
     (root / "journal.json").write_bytes(whole[:40])  # damaged; the crash left a complete temp file
-    for task in emu.meshy.tasks.values():
-        task.pending_polls = task.running_polls = 0
+    release(emu, "meshy")
     second = make_runner(root)
     assert second.store.warning and second.resume(job.id, config(emu, "meshy"))
     done = wait(second, job.id)
     second.shutdown()
-    ok = result_ok(done, "meshy") and created(emu, "meshy") == 1 and done.state is JobState.SUCCEEDED
-    matrix.record("journal", "meshy", "resume after recovery", survived=ok, lost=0 if ok else 1)
-    assert ok, done.error
+    settle(matrix, "journal", "meshy", "resume after recovery", emu, done)

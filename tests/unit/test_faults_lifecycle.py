@@ -12,9 +12,7 @@ import pytest
 from addon.core.models import JobState
 from addon.core.runner import JobRunner
 from tests.emulator import Emulator
-
-pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
-from tests.unit.fault_matrix import (  # noqa: E402
+from tests.unit.fault_matrix import (
     ASSET,
     CREATE,
     KEY,
@@ -25,35 +23,15 @@ from tests.unit.fault_matrix import (  # noqa: E402
     Matrix,
     config,
     created,
-    lost,
+    hold,
     make_runner,
+    release,
     result_ok,
+    settle,
     submit,
     wait,
     wait_for,
 )
-
-pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
-
-
-def _state(emu: Emulator, provider: str) -> object:
-    return {"meshy": emu.meshy, "rodin": emu.rodin, "claythis": emu.claythis, "image3d": emu.image3d}[provider]
-
-
-def _hold(emu: Emulator, provider: str, held: bool) -> None:
-    """Keep new tasks queued (held) or let them run at once."""
-    if provider in POLLING:
-        _state(emu, provider).pending_polls = 10**6 if held else 1  # type: ignore[attr-defined]
-
-
-def _release(emu: Emulator, provider: str) -> None:
-    """Let every held task finish at its next poll."""
-    if provider == "meshy":
-        for task in emu.meshy.tasks.values():
-            task.pending_polls = task.running_polls = 0
-    elif provider in ("rodin", "claythis", "image3d"):
-        for task in _state(emu, provider).tasks.values():  # type: ignore[attr-defined]
-            task.pending_polls, task.running_polls = 0, 1
 
 
 def _result_part(job_dir: Path, provider: str) -> Path | None:
@@ -78,7 +56,7 @@ def test_quit_while_polling_resumes_without_sending_again(tmp_path: Path, emu: E
     if provider == "claid":  # nothing to poll: quit while the scene request waits out a rate limit
         emu.inject("POST", CREATE["claid"][1], status=429, times=10**6,
                    body={"detail": {"error_code": "2001", "error_type": "general", "error_message": "Slow down"}})
-    _hold(emu, provider, True)
+    hold(emu, provider, True)
     job = submit(first, emu, provider)
     if provider == "claid":
         wait_for(lambda: emu.count(*CREATE["claid"]) >= 2, what="the scene request to be refused")
@@ -87,18 +65,14 @@ def test_quit_while_polling_resumes_without_sending_again(tmp_path: Path, emu: E
     first.shutdown()  # Blender quits: workers stop, the journal stays as it is
     assert not first.is_running(job.id)
     emu.clear_injections()
-    _hold(emu, provider, False)
-    _release(emu, provider)
+    hold(emu, provider, False)
+    release(emu, provider)
     second = make_runner(root)  # the next start reads the journal
     assert second.store.get(job.id).state.active
     assert second.resume(job.id, config(emu, provider))
     done = wait(second, job.id)
     second.shutdown()
-    missing = lost(done, provider, emu)
-    matrix.record("quit_polling", provider, "poll" if provider != "claid" else "submit", survived=result_ok(
-        done, provider), lost=missing)
-    assert result_ok(done, provider), done.error
-    assert missing == 0 and created(emu, provider) == 1
+    settle(matrix, "quit_polling", provider, "poll" if provider != "claid" else "submit", emu, done)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -122,10 +96,8 @@ def test_quit_during_a_download_continues_with_range(tmp_path: Path, emu: Emulat
     done = wait(second, job.id)
     second.shutdown()
     resumed = [r.range for r in emu.requests if r.method == "GET" and r.range]
-    missing = lost(done, provider, emu)
-    matrix.record("quit_download", provider, "download", survived=result_ok(done, provider), lost=missing)
-    assert result_ok(done, provider), done.error
-    assert resumed == [f"bytes={kept}-"] and missing == 0 and created(emu, provider) == 1
+    settle(matrix, "quit_download", provider, "download", emu, done)
+    assert resumed == [f"bytes={kept}-"]
 
 
 # -- cancel at every stage ----------------------------------------------------------------------------
@@ -173,7 +145,7 @@ def test_cancel_while_the_create_is_on_its_way(emu: Emulator, runner: JobRunner,
 
 @pytest.mark.parametrize("provider", POLLING)
 def test_cancel_while_polling(emu: Emulator, runner: JobRunner, matrix: Matrix, provider: str) -> None:
-    _hold(emu, provider, True)
+    hold(emu, provider, True)
     job = submit(runner, emu, provider)
     wait_for(lambda: _polls(emu, provider) >= 2, what="polling")
     runner.cancel(job.id, config(emu, provider))

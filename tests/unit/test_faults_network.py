@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from addon.core.models import Job, JobState, TaskStatus
+from addon.core.models import JobState, TaskStatus
 from addon.core.runner import InputFile, JobRunner
 from tests.emulator import Emulator
-
-pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
-from tests.unit.fault_matrix import (  # noqa: E402
+from tests.unit.fault_matrix import (
     ASSET,
     CREATE,
     PATIENT,
@@ -28,15 +26,13 @@ from tests.unit.fault_matrix import (  # noqa: E402
     Matrix,
     config,
     created,
-    lost,
     make_runner,
+    polled,
     request,
-    result_ok,
     run,
+    settle,
     wait,
 )
-
-pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
 
 STAGES = ("submit", "poll", "download")
 CASES = [(p, s) for p in PROVIDERS for s in STAGES if not (s == "poll" and p not in POLLING)]
@@ -48,14 +44,6 @@ def where(provider: str, stage: str) -> tuple[str, str]:
     if stage == "poll":
         return POLL[provider]
     return "GET", ASSET[provider]
-
-
-def check(matrix: Matrix, row: str, provider: str, stage: str, emu: Emulator, job: Job, injected: int = 1) -> None:
-    missing = lost(job, provider, emu)
-    ok = result_ok(job, provider) and emu.pending_faults() == 0
-    matrix.record(row, provider, stage, injected=injected, survived=ok, lost=missing)
-    assert ok, (job.state, job.error, emu.pending_faults())
-    assert missing == 0 and created(emu, provider) == 1
 
 
 @pytest.mark.parametrize(("provider", "stage"), CASES)
@@ -71,7 +59,7 @@ def test_connection_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture, em
             emu.inject_fault(method, path, "down", seconds=0.15)  # this one is reset, the next ones refused
         job = run(job_runner, emu, provider)
         assert "connection refused" in caplog.text  # the client really found nobody listening
-        check(matrix, "refused", provider, stage, emu, job)
+        settle(matrix, "refused", provider, stage, emu, job)
     finally:
         job_runner.shutdown()
 
@@ -82,7 +70,7 @@ def test_connection_reset_on_poll_and_download(emu: Emulator, runner: JobRunner,
     method, path = where(provider, stage)
     emu.inject_reset(method, path, times=2)
     job = run(runner, emu, provider)
-    check(matrix, "reset", provider, stage, emu, job, injected=2)
+    settle(matrix, "reset", provider, stage, emu, job, injected=2)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -101,7 +89,7 @@ def test_connection_reset_on_submit_is_never_resent_on_its_own(emu: Emulator, ru
     assert emu.count(method, path) == 1 and created(emu, provider) == 0
     runner.retry(job.id, config(emu, provider))
     job = wait(runner, job.id)
-    check(matrix, "reset", provider, "submit", emu, job)
+    settle(matrix, "reset", provider, "submit", emu, job)
     assert emu.count(method, path) == 2
 
 
@@ -114,7 +102,7 @@ def test_5xx_burst(emu: Emulator, runner: JobRunner, matrix: Matrix, provider: s
     else:
         emu.inject(method, path, status=503, body={"message": "Service temporarily unavailable"}, times=3)
     job = run(runner, emu, provider)
-    check(matrix, "5xx", provider, stage, emu, job, injected=3)
+    settle(matrix, "5xx", provider, stage, emu, job, injected=3)
 
 
 def _rate_body(provider: str) -> dict[str, object]:
@@ -129,7 +117,7 @@ def test_429_without_retry_after(emu: Emulator, runner: JobRunner, matrix: Matri
     method, path = where(provider, stage)
     emu.inject(method, path, status=429, body=_rate_body(provider), times=2)
     job = run(runner, emu, provider)
-    check(matrix, "429", provider, stage, emu, job, injected=2)
+    settle(matrix, "429", provider, stage, emu, job, injected=2)
 
 
 @pytest.mark.parametrize(("provider", "stage"), [c for c in CASES if c[1] != "download"])
@@ -139,7 +127,7 @@ def test_429_with_retry_after(emu: Emulator, runner: JobRunner, matrix: Matrix, 
     emu.inject(method, path, status=429, body=_rate_body(provider), headers={"Retry-After": "0"})
     emu.inject(method, path, status=429, body=_rate_body(provider), headers={"Retry-After": past})
     job = run(runner, emu, provider)
-    check(matrix, "429_retry_after", provider, stage, emu, job, injected=2)
+    settle(matrix, "429_retry_after", provider, stage, emu, job, injected=2)
 
 
 def test_retry_after_is_honoured(emu: Emulator, runner: JobRunner, matrix: Matrix) -> None:
@@ -148,7 +136,7 @@ def test_retry_after_is_honoured(emu: Emulator, runner: JobRunner, matrix: Matri
     job = run(runner, emu, "meshy")
     posts = [r.time for r in emu.requests if r.method == method and r.path == "/openapi/v1/image-to-3d"]
     assert len(posts) == 2 and posts[1] - posts[0] >= 0.9  # the tests' retry base is 0.01 s: this is the header
-    check(matrix, "429_retry_after", "meshy", "submit", emu, job)
+    settle(matrix, "429_retry_after", "meshy", "submit", emu, job)
 
 
 def test_meshy_rate_limit_exceeded_backs_off(emu: Emulator, runner: JobRunner, matrix: Matrix) -> None:
@@ -163,7 +151,7 @@ def test_meshy_rate_limit_exceeded_backs_off(emu: Emulator, runner: JobRunner, m
     job = runner.store.get(job.id)
     assert any("RateLimitExceeded" in n for n in notices), notices
     assert emu.count("POST", r"^/openapi/v1/image-to-3d$") == 3
-    check(matrix, "meshy_rate", "meshy", "submit+poll", emu, job, injected=4)
+    settle(matrix, "meshy_rate", "meshy", "submit+poll", emu, job, injected=4)
 
 
 @pytest.mark.parametrize(("provider", "stage"), [c for c in CASES if c[1] != "submit"])
@@ -173,7 +161,7 @@ def test_read_timeout(tmp_path: Path, emu: Emulator, matrix: Matrix, provider: s
         method, path = where(provider, stage)
         emu.inject_fault(method, path, "delay", seconds=0.6)  # answered after the client gave up
         job = run(job_runner, emu, provider)
-        check(matrix, "read_timeout", provider, stage, emu, job)
+        settle(matrix, "read_timeout", provider, stage, emu, job)
     finally:
         job_runner.shutdown()
 
@@ -184,12 +172,12 @@ def test_truncated_and_html_answers_while_polling(emu: Emulator, runner: JobRunn
     method, path = POLL[provider]
     emu.inject_fault(method, path, "truncate", keep=5)
     job = run(runner, emu, provider)
-    check(matrix, "truncated", provider, "poll", emu, job)
-    for state in (emu.meshy, emu.rodin, emu.claythis, emu.image3d):
-        state.tasks.clear()
+    settle(matrix, "truncated", provider, "poll", emu, job)
+    for other in POLLING:
+        polled(emu, other).tasks.clear()
     emu.inject_fault(method, path, "html")
     job = run(runner, emu, provider)
-    check(matrix, "html_page", provider, "poll", emu, job)
+    settle(matrix, "html_page", provider, "poll", emu, job)
 
 
 def test_a_refused_create_leaves_nothing_to_look_for(emu: Emulator, runner: JobRunner) -> None:

@@ -19,9 +19,7 @@ from addon.core.providers import all_providers
 from addon.core.runner import InputFile, JobRunner
 from tests.emulator import Emulator
 from tests.emulator.server import tiny_png
-
-pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
-from tests.unit.fault_matrix import (  # noqa: E402
+from tests.unit.fault_matrix import (
     ASSET,
     CREATE,
     FAST,
@@ -42,8 +40,6 @@ from tests.unit.fault_matrix import (  # noqa: E402
     run,
     wait,
 )
-
-pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 

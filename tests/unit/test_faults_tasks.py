@@ -10,11 +10,7 @@ import pytest
 from addon.core.models import JobState
 from addon.core.runner import JobRunner
 from tests.emulator import Emulator
-
-pytest.register_assert_rewrite("tests.unit.fault_matrix")  # before its import: it is also a pytest plugin
-from tests.unit.fault_matrix import Matrix, config, result_ok, run, wait  # noqa: E402
-
-pytest_plugins = ("tests.unit.fault_matrix",)  # fixtures: assets, emu, runner, matrix
+from tests.unit.fault_matrix import Matrix, config, result_ok, run, wait
 
 # Meshy's documented task_error types, each with one of its documented codes.
 MESHY_ERRORS = [

@@ -30,8 +30,10 @@ from addon.core.providers.rodin import RodinProvider, aggregate, check_body, pic
 from addon.core.runner import InputFile, JobRunner
 from addon.core.store import JobStore
 from tests.emulator import Emulator
+from tests.unit.fault_matrix import wait
 
 KEY = "test-key-123"
+JOB_TIMEOUT = 30.0  # seconds a job may take here (wait's default suits the fault tests' faster timings)
 TIMING = Timing(connect_timeout=5.0, read_timeout=10.0, poll_interval=0.01, max_poll_interval=0.05,
                 retry_base=0.01, retry_max=0.05, max_transient_retries=3)
 PNG = png.encode_rgba8(2, 2, bytes([255, 0, 0, 255, 0, 255, 0, 255]) * 2)
@@ -82,16 +84,6 @@ def client(emu: Emulator, provider: str, key: str = KEY) -> ApiClient:
                      timing=TIMING)
 
 
-def wait(runner: JobRunner, job_id: str, timeout: float = 30.0) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = runner.store.get(job_id)
-        if not job.state.active and not runner.is_running(job_id):
-            return job
-        time.sleep(0.01)
-    raise AssertionError(f"job {job_id} did not finish: {runner.store.get(job_id).stage}")
-
-
 def run(runner: JobRunner, emu: Emulator, provider: str, kind: InputKind, files: list[bytes] | None = None, *,
         prompt: str | None = None, options: dict[str, Any] | None = None, key: str = KEY,
         **extra: Any) -> Job:
@@ -99,7 +91,7 @@ def run(runner: JobRunner, emu: Emulator, provider: str, kind: InputKind, files:
                                 **extra)
     inputs = [InputFile(f"view{i}.{sniff_bytes(d[:32]) or 'bin'}", d) for i, d in enumerate(files or [])]
     job = runner.submit(request, config(emu, provider, key), inputs)
-    return wait(runner, job.id)
+    return wait(runner, job.id, JOB_TIMEOUT)
 
 
 def only_asset(job: Job, key: str) -> Path:
@@ -343,7 +335,7 @@ def test_rodin_job_resumes_without_submitting_again(tmp_path: Path, emu: Emulato
     second = JobRunner(JobStore(store_dir), all_providers(), TIMING)
     try:
         assert second.resume(job.id, config(emu, "rodin"))
-        done = wait(second, job.id)
+        done = wait(second, job.id, JOB_TIMEOUT)
     finally:
         second.shutdown()
     assert done.state is JobState.SUCCEEDED, done.error
@@ -535,7 +527,7 @@ def test_image3d_expired_token_says_how_to_get_a_new_one(runner: JobRunner, emu:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     emu.image3d.token_expired = True
-    job = wait(runner, started.id)
+    job = wait(runner, started.id, JOB_TIMEOUT)
     assert job.state is JobState.FAILED and "fresh ID token" in (job.error or "")
 
 
