@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import bpy
 from bpy.props import StringProperty
@@ -25,17 +25,32 @@ def _settings(context: bpy.types.Context) -> Any:
     return context.scene.marionette
 
 
-def _run_and_report(op: bpy.types.Operator, action: Callable[[], str | None]) -> set[OperatorReturnItems]:
+# What an operator's work says when it went well: a message for the status bar, or (level, message)
+# when the artist must notice it ("WARNING": the input was changed to fit).
+Said = str | tuple[Literal["INFO", "WARNING"], str] | None
+
+
+def _run_and_report(op: bpy.types.Operator, action: Callable[[], Said]) -> set[OperatorReturnItems]:
     """Run an operator's work: its message goes to the status bar and the Info log; a MarionetteError
-    (bad input, missing key, a provider's refusal) becomes an error report, never a traceback dialog."""
+    (bad input, missing key, a provider's refusal) becomes an error report, never a traceback dialog.
+    Errors and warnings also stay in the panel until the next action."""
     try:
-        message = action()
+        said = action()
     except MarionetteError as exc:
         op.report({"ERROR"}, str(exc))
+        _tell_panel("ERROR", str(exc))
         return {"CANCELLED"}
+    level, message = said if isinstance(said, tuple) else ("INFO", said or "")
     if message:
-        op.report({"INFO"}, message)
+        op.report({level}, message)
+    _tell_panel(level if level != "INFO" else None, message)
     return {"FINISHED"}
+
+
+def _tell_panel(level: str | None, message: str) -> None:
+    current = session.get_or_none()
+    if current is not None:
+        current.panel_message = (level, message) if level else None
 
 
 class MARIONETTE_OT_generate(bpy.types.Operator):
@@ -82,7 +97,7 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
     animations = library.chosen(context) if rig else []
     options = settings.options_of(props, provider, kind)
 
-    def send() -> str | None:
+    def send() -> Said:
         if kind == "mesh":
             height = None if props.mesh_height_auto else float(props.meshy_options.height_meters)
             job = jobs.submit_mesh(context, list(context.selected_objects), provider_id=provider.id,
@@ -105,8 +120,7 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
         spent = f", about {cost:g} credits" if cost is not None else ""
         sent = f"Marionette: {job.request.name} sent to {provider.label}{spent}"
         if job.notice:  # the input was changed to fit (downscaled, converted): a warning, so it is seen
-            op.report({"WARNING"}, f"{sent} ({job.notice})")
-            return None
+            return "WARNING", f"{sent} ({job.notice})"
         return sent
 
     return _run_and_report(op, send)
@@ -334,6 +348,17 @@ class MARIONETTE_OT_use_image(bpy.types.Operator):
         return _run_and_report(self, use)
 
 
+class MARIONETTE_OT_dismiss_message(bpy.types.Operator):
+    """Hide the message Marionette shows in the panel"""
+
+    bl_idname = "marionette.dismiss_message"
+    bl_label = "Dismiss Marionette Message"
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        _tell_panel(None, "")
+        return {"FINISHED"}
+
+
 class _JobOperator(bpy.types.Operator):
     job_id: StringProperty(name="Job", options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
@@ -464,6 +489,7 @@ class MARIONETTE_OT_open_job_folder(_JobOperator):
 
 classes = (
     MARIONETTE_OT_generate,
+    MARIONETTE_OT_dismiss_message,
     MARIONETTE_OT_rig_selected_mesh,
     MARIONETTE_OT_add_view_images,
     MARIONETTE_OT_remove_view_image,

@@ -36,6 +36,9 @@ class Session:
         # Jobs submitted in this Blender session are imported when done; older ones are offered.
         self.auto_import: set[str] = set()
         self.resumed = False
+        # The last refusal or warning of a Marionette operator, shown in the panel until the next action
+        # (the status bar forgets it in seconds). Kept here, not in the scene, so no .blend carries it.
+        self.panel_message: tuple[str, str] | None = None
 
     def preferences(self) -> bpy.types.AddonPreferences | None:
         addon = bpy.context.preferences.addons.get(PACKAGE)

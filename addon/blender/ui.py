@@ -82,6 +82,11 @@ class MARIONETTE_PT_main(_Panel):
             layout.operator("marionette.generate", icon="ARMATURE_DATA")
         if jobs.rigged_by_marionette(context.active_object):
             layout.operator("marionette.add_animations", icon="ACTION")
+        if current.panel_message:
+            level, message = current.panel_message
+            row = layout.box().row()
+            _wrapped(row.column(), message, "ERROR" if level == "ERROR" else "INFO")
+            row.operator("marionette.dismiss_message", text="", icon="X", emboss=False)
 
 
 def _cost_text(context: bpy.types.Context, props: Any, provider: Provider, kind: str) -> str:

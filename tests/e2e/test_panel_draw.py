@@ -122,3 +122,37 @@ def test_job_list_draws_every_state(api: ModuleType, ext: ModuleType, emulator: 
     assert failed.state.value == "FAILED" and images.images
     api.cancel(running)
     api.wait(running, timeout=30)
+
+
+
+def _labels(ext: ModuleType) -> str:
+    return " | ".join(str(c[1]) for c in draw_all(ext) if c[0] == "label")
+
+
+def test_a_refusal_stays_in_the_panel_until_the_next_action(ext: ModuleType, api: ModuleType, session: Any,
+                                                            emulator: Any, tmp_path: Path, assets: dict[str, Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    bpy.context.scene.marionette.provider = "meshy"
+    with pytest.raises(RuntimeError, match="empty"):
+        bpy.ops.marionette.generate(filepath=str(empty))
+    calls = draw_all(ext)
+    assert "The image file is empty" in " ".join(str(c[1]) for c in calls if c[0] == "label")
+    assert ("operator", "marionette.dismiss_message") in calls
+    assert emulator.count("POST") == 0
+    assert bpy.ops.marionette.dismiss_message() == {"FINISHED"}
+    assert "empty" not in _labels(ext) and session.panel_message is None
+    assert ("operator", "marionette.dismiss_message") not in draw_all(ext)
+
+    # A success that changed the input (downscaled) is a warning the panel keeps too; a plain one clears it.
+    with monkeypatch.context() as patch:
+        patch.setattr(session.providers["meshy"], "max_image_side", 32, raising=False)
+        assert bpy.ops.marionette.generate(filepath=str(assets["sample.png"])) == {"FINISHED"}
+    assert session.panel_message is not None and session.panel_message[0] == "WARNING"
+    assert "Downscaled for Meshy" in _labels(ext)
+    assert bpy.ops.marionette.generate(filepath=str(assets["sample.png"])) == {"FINISHED"}
+    assert session.panel_message is None
+    assert ("operator", "marionette.dismiss_message") not in draw_all(ext)  # the job list keeps its note
+    for job in api.jobs():
+        api.cancel(job.id)
