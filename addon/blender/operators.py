@@ -3,6 +3,7 @@ description so that operator search (F3) finds it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -14,11 +15,14 @@ import bpy
 from bpy.props import StringProperty
 
 from ..core.errors import MarionetteError
+from ..core.http import redact
 from ..core.runner import InputFile
 from . import jobs, library, session, settings, sources
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+log = logging.getLogger(__name__)
 
 
 def _settings(context: bpy.types.Context) -> Any:
@@ -39,6 +43,12 @@ def _run_and_report(op: bpy.types.Operator, action: Callable[[], Said]) -> set[O
     except MarionetteError as exc:
         op.report({"ERROR"}, str(exc))
         _tell_panel("ERROR", str(exc))
+        return {"CANCELLED"}
+    except Exception as exc:  # a bug of ours: a clear message and the traceback in the log, not a dialog
+        log.exception("%s failed", op.bl_idname)
+        text = f"Marionette could not do this ({exc.__class__.__name__}: {redact(str(exc))}); see the system console"
+        op.report({"ERROR"}, text)
+        _tell_panel("ERROR", text)
         return {"CANCELLED"}
     level, message = said if isinstance(said, tuple) else ("INFO", said or "")
     if message:

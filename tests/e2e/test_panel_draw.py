@@ -156,3 +156,20 @@ def test_a_refusal_stays_in_the_panel_until_the_next_action(ext: ModuleType, api
     assert ("operator", "marionette.dismiss_message") not in draw_all(ext)  # the job list keeps its note
     for job in api.jobs():
         api.cancel(job.id)
+
+
+def test_an_unexpected_error_is_a_message_not_a_traceback_dialog(ext: ModuleType, session: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    jobs = importlib.import_module(ext.__name__ + ".blender.jobs")
+
+    def broken(*_args: Any) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(jobs, "use_as_reference", broken)
+    image = bpy.data.images.new("Plate", 4, 4)
+    with pytest.raises(RuntimeError, match=r"Marionette could not do this \(ValueError: a bug\)"):
+        bpy.ops.marionette.use_image(image=image.name, target="REFERENCE")
+    assert session.panel_message is not None and "ValueError: a bug" in session.panel_message[1]
+    assert "Traceback" in caplog.text  # the traceback is in the log for a bug report
+    bpy.ops.marionette.dismiss_message()
