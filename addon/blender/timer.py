@@ -14,6 +14,7 @@ import time
 import bpy
 
 from ..core.errors import MarionetteError
+from ..core.models import Job
 from . import session
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,18 @@ IDLE_INTERVAL = 1.0
 
 
 def pump() -> float | None:
+    """One tick. Never raises: Blender drops a timer that raises, and with it every later import."""
     current = session.get_or_none()
     if current is None:
         return None
+    try:
+        return _tick(current)
+    except Exception:
+        log.exception("Marionette's timer hit an error; it keeps running")
+        return BUSY_INTERVAL
+
+
+def _tick(current: session.Session) -> float:
     current.runner.online_access = bpy.app.online_access
     current.apply_download_limit()  # the preference may have changed; a bad env value is said at submit
     if not current.resumed:
@@ -62,9 +72,19 @@ def _import_ready(current: session.Session) -> None:
             continue
         name = job.request.name
         try:
-            jobs.import_job(job_id)
+            jobs.import_job(job_id)  # takes the job off the auto-import list first: a failure is not retried
         except MarionetteError as exc:
             log.error("Marionette could not import %s: %s", name, exc)
+        except Exception as exc:  # a bug of ours or of an importer: said on the job, the files kept
+            log.exception("Marionette could not import %s", name)
+            problem = (f"The import failed unexpectedly ({exc.__class__.__name__}: {exc}); the files are kept: "
+                       "press Import to try again")
+
+            def record(j: Job, problem: str = problem) -> None:
+                j.import_error = problem
+
+            current.store.update(job_id, record)
+            current.runner.events.put(job_id)
         return  # one import per tick keeps the interface responsive
 
 
