@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from . import downloads
 from .errors import (
     Cancelled,
@@ -380,6 +382,11 @@ class JobContext:
                 self.notice(f"{asset.name}: {exc}; fetching it again in {wait:.0f} s")
                 log.warning("job %s: %s arrived damaged (%s); attempt %d", self.job_id, asset.name, exc, corrupt)
                 self.pacer.sleep(wait)
+            except OSError as exc:  # the disk, not the network: full, read-only, a folder gone
+                if isinstance(exc, requests.RequestException):  # requests' errors are OSErrors too
+                    raise
+                raise DownloadError(f"{asset.name} could not be written to {dest.parent} ({exc.strerror or exc}). "
+                                    f"Make room there and {again}; the part already downloaded is kept.") from exc
             except downloads.LinkRefused as exc:
                 # A signed link expires (a job resumed later, a slow download): the task's status gives a fresh one.
                 if refresh_url is None:

@@ -66,6 +66,7 @@ ROWS: dict[str, str] = {
     "redirect": "Redirect to another host (API: refused; download: followed without the key)",
     "file_names": "Hostile file names from the server (../, absolute, reserved)",
     "size_limit": "Download over the size limit (with and without Content-Length)",
+    "disk": "Disk refuses the writes (full, file-size limit): job stops, Retry resumes with Range",
     "offline": "Online access off: API, asset link or redirect to a non-loopback host",
     "tls": "TLS verification never disabled (every add-on source file scanned)",
     "bad_png": "Corrupt PNG with a valid signature, cut JPEG",
