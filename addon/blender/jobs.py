@@ -141,6 +141,17 @@ def cancel(job_id: str) -> None:
     timer.ensure_running()
 
 
+def record_import_error(job_id: str, message: str) -> None:
+    """Say on the job why its import failed (the panel shows it; api.wait stops waiting for the import)."""
+    current = session.get()
+
+    def record(j: Job) -> None:
+        j.import_error = message
+
+    current.store.update(job_id, record)
+    current.runner.events.put(job_id)
+
+
 def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     """Import a finished job's files into the current scene; on failure the scene is unchanged."""
     from . import importer  # bpy-heavy; loaded when first needed
@@ -171,9 +182,7 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
         result = importer.import_character(Path(main.path), animations, collection_name=job.request.name,
                                            location=location, rotation_z=placement.rotation_z, context=ctx)
     except ImportFailed as exc:
-        message = str(exc)
-        current.store.update(job_id, lambda j: setattr(j, "import_error", message))
-        current.runner.events.put(job_id)
+        record_import_error(job_id, str(exc))
         raise
     if result.armature:
         armature = bpy.data.objects[result.armature]
@@ -220,9 +229,7 @@ def _import_added_animations(job: Job, animations: list[tuple[str, Path]], ctx: 
     try:
         added = importer.add_animations(target, animations, context=ctx)
     except ImportFailed as exc:
-        message = str(exc)
-        current.store.update(job.id, lambda j: setattr(j, "import_error", message))
-        current.runner.events.put(job.id)
+        record_import_error(job.id, str(exc))
         raise
 
     def record(j: Job) -> None:

@@ -348,6 +348,7 @@ class MARIONETTE_OT_use_image(bpy.types.Operator):
         if self.image not in bpy.data.images:
             self.report({"ERROR"}, f"No image {self.image!r} in this file")
             return {"CANCELLED"}
+
         def use() -> str:
             if self.target == "REFERENCE":
                 jobs.use_as_reference(self.image, context)
