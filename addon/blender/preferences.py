@@ -31,6 +31,12 @@ def _key_setter(provider_id: str) -> Any:
     return set_
 
 
+def _download_limit_changed(_self: Any, _context: Any) -> None:
+    current = session.get_or_none()
+    if current:
+        current.apply_download_limit()  # downloads that start from now on use it
+
+
 def _annotations() -> dict[str, Any]:
     ann: dict[str, Any] = {}
     for provider in all_providers().values():
@@ -58,6 +64,7 @@ def _annotations() -> dict[str, Any]:
         description="A result larger than this is refused rather than filling the disk. "
                     f"{core_config.DOWNLOAD_LIMIT_ENV} overrides it",
         default=core_config.DEFAULT_MAX_BYTES >> 20, min=1, soft_max=8192,
+        update=_download_limit_changed,
     )
     ann["auto_import"] = BoolProperty(
         name="Import When Done",

@@ -72,6 +72,7 @@ class Session:
     def resume_jobs(self) -> list[str]:
         """Restart polling for unfinished jobs of earlier sessions (once, from the pump)."""
         self.resumed = True
+        self.apply_download_limit()  # the preferences are readable by now; a bad env value is said at submit
         resumed = []
         for job in self.store.all():
             if not job.state.active:

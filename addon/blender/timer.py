@@ -14,7 +14,6 @@ import time
 import bpy
 
 from ..core.errors import MarionetteError
-from ..core.models import Job
 from . import session
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ def pump() -> float | None:
 
 def _tick(current: session.Session) -> float:
     current.runner.online_access = bpy.app.online_access
-    current.apply_download_limit()  # the preference may have changed; a bad env value is said at submit
     if not current.resumed:
         current.resume_jobs()
     changed: set[str] = set()
@@ -77,14 +75,8 @@ def _import_ready(current: session.Session) -> None:
             log.error("Marionette could not import %s: %s", name, exc)
         except Exception as exc:  # a bug of ours or of an importer: said on the job, the files kept
             log.exception("Marionette could not import %s", name)
-            problem = (f"The import failed unexpectedly ({exc.__class__.__name__}: {exc}); the files are kept: "
-                       "press Import to try again")
-
-            def record(j: Job, problem: str = problem) -> None:
-                j.import_error = problem
-
-            current.store.update(job_id, record)
-            current.runner.events.put(job_id)
+            jobs.record_import_error(job_id, f"The import failed unexpectedly ({exc.__class__.__name__}: {exc}); "
+                                             "the files are kept: press Import to try again")
         return  # one import per tick keeps the interface responsive
 
 
