@@ -154,8 +154,9 @@ def test_a_refusal_stays_in_the_panel_until_the_next_action(ext: ModuleType, api
     assert bpy.ops.marionette.generate(filepath=str(assets["sample.png"])) == {"FINISHED"}
     assert session.panel_message is None
     assert ("operator", "marionette.dismiss_message") not in draw_all(ext)  # the job list keeps its note
-    for job in api.jobs():
+    for job in api.jobs():  # settled before the next test: its workers gone, its jobs removable
         api.cancel(job.id)
+        api.wait(job.id, timeout=30)
 
 
 def test_an_unexpected_error_is_a_message_not_a_traceback_dialog(ext: ModuleType, session: Any,
