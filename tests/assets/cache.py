@@ -4,7 +4,7 @@
 (``rigged.glb``, ``walking.glb``, ``multi.glb``, ``sample.png``, ``manifest.json``...), plus the asset
 kinds the provider emulator looks up (``model``, ``rigged``, ``rigged_fbx``, ``walking``, ``running``,
 ``animation``: see :data:`EMULATOR_KINDS`) as aliases of the same paths. The files live in
-``<repo>/.cache/assets/<bpy version>/`` (or ``<cache_root>/<bpy version>/``) and are rebuilt only when
+``~/.cache/marionette/assets/<bpy version>/`` (``$MARIONETTE_CACHE/assets``) (or ``<cache_root>/<bpy version>/``) and are rebuilt only when
 ``build_character.py`` changes: a stamp file records a hash of it.
 
 The build always runs in a subprocess (``build_character.py`` resets Blender to an empty scene), with
@@ -31,7 +31,9 @@ from tests.emulator.server import ASSET_FILES as EMULATOR_KINDS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = Path(__file__).resolve().with_name("build_character.py")
-DEFAULT_CACHE_ROOT = REPO_ROOT / ".cache" / "assets"
+# Shared by every checkout and CI clone on the machine (builds are locked and renamed into place).
+_USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "marionette"
+DEFAULT_CACHE_ROOT = Path(os.environ.get("MARIONETTE_CACHE") or _USER_CACHE) / "assets"
 STAMP_NAME = ".stamp.json"
 BUILD_TIMEOUT_S = 900
 
