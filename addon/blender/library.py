@@ -11,15 +11,21 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
 
-from ..core import catalog as core_catalog
 from ..core.errors import MarionetteError
-from ..core.models import AnimationChoice
 from . import session
+from .lazy import lazy_import
+
+if TYPE_CHECKING:
+    from ..core import catalog as core_catalog
+    from ..core import models
+else:  # loaded on first use, not when Marionette is enabled
+    core_catalog = lazy_import("..core.catalog", __package__)
+    models = lazy_import("..core.models", __package__)
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +90,11 @@ def library(context: bpy.types.Context | None = None) -> Any:
     return wm.marionette_library  # type: ignore[attr-defined]
 
 
-def chosen(context: bpy.types.Context | None = None) -> list[AnimationChoice]:
-    return [AnimationChoice(action_id=i.action_id, name=i.name) for i in library(context).items if i.selected]
+def chosen(context: bpy.types.Context | None = None) -> list[models.AnimationChoice]:
+    return [models.AnimationChoice(action_id=i.action_id, name=i.name) for i in library(context).items if i.selected]
 
 
-def lookup(name: str) -> AnimationChoice | None:
+def lookup(name: str) -> models.AnimationChoice | None:
     """An animation of the current list by name (case, spaces and underscores ignored)."""
     current = _current()
     if current is None:
@@ -98,7 +104,7 @@ def lookup(name: str) -> AnimationChoice | None:
         return text.lower().replace("_", "").replace(" ", "")
 
     entry = next((e for e in current.entries if norm(e.name) == norm(name)), None)
-    return AnimationChoice(action_id=entry.action_id, name=entry.name) if entry else None
+    return models.AnimationChoice(action_id=entry.action_id, name=entry.name) if entry else None
 
 
 def name_of(action_id: int) -> str | None:

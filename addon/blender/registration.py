@@ -1,17 +1,20 @@
-"""Registers every Blender class of the extension and starts/stops the session and the pump."""
+"""Registers every Blender class of the extension and the pump; stops the session at unregister.
+
+Registering only registers: the modules imported here are light (their heavy parts load on first use, see
+lazy.py), and the session (core, journal, threads) starts on first use or at the pump's first tick."""
 
 from __future__ import annotations
 
 import bpy
 
-from . import account, library, operators, preferences, session, settings, thumbnails, timer, ui
+from . import library, operators, preferences, session, settings, thumbnails, timer, ui
 
 _classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *ui.classes)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
 
 
 def register() -> None:
-    session.start()
+    session.enable()
     _register_classes()
     settings.register_properties()
     library.register_properties()
@@ -26,4 +29,6 @@ def unregister() -> None:
     settings.unregister_properties()
     _unregister_classes()
     thumbnails.clear()
+    from . import account
+
     account.reset()
