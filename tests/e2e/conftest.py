@@ -42,8 +42,10 @@ def assets() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def extension_zip() -> Path:
-    return build(platforms=[host_platform()])[0]
+def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built in this run's own folders: test runs of several Blenders may build at once.
+    work = tmp_path_factory.mktemp("build")
+    return build(platforms=[host_platform()], out_dir=work / "dist", stage_dir=work / "stage")[0]
 
 
 @pytest.fixture(scope="session")

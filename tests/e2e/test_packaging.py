@@ -301,8 +301,9 @@ def test_install_enable_and_disable_in_blender(built_zip: Path, python: str, tmp
     assert facts["compiled_modules"], "pydantic_core's compiled module was not unpacked"
     for compiled in facts["compiled_modules"]:
         assert f"cpython-{python_tag[2:]}" in compiled, f"{compiled} is not for {python_tag}"
-    kept_binary = [w for w in facts["wheels_in_package"] if not w.endswith("-none-any.whl")]
-    assert kept_binary and all(f"-{python_tag}-" in w for w in kept_binary), facts["wheels_in_package"]
+    # ... while the package carries both, so the check above is a real choice made by Blender.
+    binary = [w for w in facts["wheels_in_package"] if w.startswith("pydantic_core-")]
+    assert {"cp311", "cp313"} <= {w.split("-")[2] for w in binary}, binary
     assert {"pydantic", "pydantic_core", "annotated_types", "typing_inspection"} <= set(facts["site_packages_listing"])
     te_version = tuple(int(p) for p in facts["typing_extensions_version"].split(".")[:3])
     assert te_version >= (4, 12, 2), "pydantic 2.11 needs typing_extensions>=4.12.2"
