@@ -10,17 +10,18 @@ bash scripts/setup.sh lint "${blenders[@]}" bpy50 || exit 1
 
 status=0
 step() {  # name command...
-  echo "=== $1"
+  local name=$1
+  echo "=== $name"
   shift
   local started=$SECONDS
   "$@"
   local rc=$?
   if [ $rc -eq 5 ]; then
     # pytest's "no tests collected": not a failure of the code, but said loudly so it is not missed.
-    echo "!!! $1: pytest collected no tests (exit 5)"
+    echo "!!! $name: pytest collected no tests (exit 5)"
     rc=0
   fi
-  echo "--- $1: exit $rc in $((SECONDS - started)) s"
+  echo "--- $name: exit $rc in $((SECONDS - started)) s"
   [ $rc -eq 0 ] || status=1
 }
 

@@ -47,8 +47,7 @@ def _child(step: str, user_dir: str, zip_path: str) -> dict[str, Any]:  # pragma
         return sorted(str(p) for p in user_folder.rglob("*")) if user_folder.exists() else []
 
     def loaded(name: str) -> bool:
-        module = sys.modules.get(name)
-        return module is not None and type(module).__name__ != "_LazyModule"  # lazily bound, not executed
+        return name in sys.modules
 
     files_before, threads_before = files(), threading.active_count()
     heavy_before = {p for p in HEAVY_PACKAGES if p in sys.modules}
@@ -118,3 +117,29 @@ def test_first_use_starts_the_core(installed_user_dir: tuple[Path, Path]) -> Non
     assert facts["session_started"] and facts["core_loaded_after_first_use"]
     assert facts["providers_after_first_use"] == ["claid", "claythis", "image3d", "meshy", "rodin"]
     assert facts["journal_after_first_use"]
+
+
+def test_supported_blenders_are_said_honestly(ext: Any) -> None:
+    """The preferences name the Blenders the suite runs on (the requirement files), no version cap stops a
+    newer one, and a Blender outside the tested list is told it is untested."""
+    import importlib
+    import re
+    import tomllib
+
+    preferences = importlib.import_module(ext.__name__ + ".blender.preferences")
+    tested_here = set()
+    for requirement in (REPO_ROOT / "requirements").glob("bpy*.txt"):
+        match = re.search(r"^bpy==(\d+)\.(\d+)", requirement.read_text(encoding="utf-8"), re.MULTILINE)
+        assert match, requirement
+        tested_here.add((int(match[1]), int(match[2])))
+    assert set(preferences.TESTED_BLENDERS) == tested_here
+    manifest = tomllib.loads((REPO_ROOT / "blender_manifest.toml").read_text(encoding="utf-8"))
+    assert "blender_version_max" not in manifest
+    import bpy
+
+    running = tuple(bpy.app.version[:2])
+    assert running in tested_here
+    tested, note = preferences.support_text(running)
+    assert note is None and all(f"{a}.{b}" in tested for a, b in tested_here)
+    tested, note = preferences.support_text((9, 1))
+    assert note is not None and "9.1" in note and "Untested" in note
