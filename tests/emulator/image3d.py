@@ -29,10 +29,9 @@ if TYPE_CHECKING:
 GENERATE = "/api/generate"
 BALANCE = "/api/balance"
 _STATUS = re.compile(r"/api/status/(?P<id>[^/]+)/?")
-QUALITIES = ("fast", "standard", "pro", "ultra", "proplus")
-ENGINES = {"fast": "trellis", "standard": "trellis", "pro": "hunyuan3d-v3", "ultra": "hunyuan3d-v3",
-           "proplus": "hunyuan3d-v3"}
-_DATA_URI = re.compile(r"data:(?P<mime>[\w/+.-]*);base64,(?P<data>.*)", re.DOTALL)
+# "quality | string | No | "fast", "standard", "pro" (default), or "ultra"" (seed 003)
+QUALITIES = ("fast", "standard", "pro", "ultra")
+ENGINES = {"fast": "trellis", "standard": "trellis", "pro": "hunyuan3d-v3", "ultra": "hunyuan3d-v3"}
 
 
 @dataclass
@@ -64,7 +63,7 @@ class Image3DState(ProviderApp):
         given = {k: Path(v) for k, v in (assets or {}).items()}
         self.glb: bytes | Path = given.get("model") or tiny_glb("image3d")
         self.balance: int = 580
-        self.costs: dict[str, int] = {"fast": 1, "standard": 1, "pro": 2, "ultra": 4, "proplus": 4}
+        self.costs: dict[str, int] = {"fast": 1, "standard": 1, "pro": 2, "ultra": 4}
         self.pending_polls: int = 1
         self.running_polls: int = 2
         self.concurrency_limit: int | None = None
@@ -129,10 +128,11 @@ class Image3DState(ProviderApp):
             raw = body.get("image")
             if not isinstance(raw, str) or not raw.strip():
                 raise ApiError(400, "Missing required field: image")
-            match = _DATA_URI.fullmatch(raw.strip())
-            encoding = "data_uri" if match else "raw"
+            # "image | string | If image mode | Base64-encoded image data" (seed 003): plain base64. A data:
+            # URI is not base64 (":", ";" and "," are outside its alphabet), so it is refused.
+            encoding = "data_uri" if raw.startswith("data:") else "raw"
             try:
-                image = base64.b64decode(match.group("data") if match else raw, validate=True)
+                image = base64.b64decode(raw, validate=True)
             except (binascii.Error, ValueError):
                 raise ApiError(400, "image must be base64-encoded image data") from None
             if sniff(image) not in ("png", "jpeg"):

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..errors import AuthError, ProviderError, QuotaError, RateLimited
-from ..formats import sniff_bytes
 from ..http import SlotWait
 from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
 from .base import OptionSpec, Output, Provider, TaskSnapshot
@@ -31,9 +30,6 @@ STATUS_PATH = "/api/status"
 BALANCE_PATH = "/api/balance"
 TASK_KEY = "model"
 SITE = "https://image3d.io"
-# The docs say "base64-encoded image data" without saying whether a data: prefix belongs; the site's
-# own web client reads files as data URLs, so the data URI form is sent.
-SEND_DATA_URI = True
 
 TOKEN_HELP = (f"image3d.io refused the ID token: it has expired (tokens last one hour) or is wrong. Sign in at "
               f"{SITE}, copy a fresh ID token and paste it into Preferences > Add-ons > Marionette > "
@@ -96,6 +92,8 @@ class Image3DProvider(Provider):
     outputs: ClassVar[frozenset[Output]] = frozenset({"model"})
     # A task whose create answer was lost (or made elsewhere) is fetched by its id from the status call.
     can_recover: ClassVar[bool] = True
+    # Error codes (seed 003): "500 | Internal server error | Retry after a few seconds".
+    create_retries_server_errors: ClassVar[bool] = True
     # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
     max_image_side: ClassVar[int] = 4096
@@ -147,9 +145,9 @@ class Image3DProvider(Provider):
         if prompt:
             body["prompt"] = prompt
         if image is not None:
-            encoded = base64.b64encode(image).decode("ascii")
-            kind = sniff_bytes(image[:32]) or "png"
-            body["image"] = f"data:image/{kind};base64,{encoded}" if SEND_DATA_URI else encoded
+            # "image | string | If image mode | Base64-encoded image data" (seed 003): plain base64, no
+            # data: URI prefix.
+            body["image"] = base64.b64encode(image).decode("ascii")
         return body
 
     def _submit(self, ctx: Any, image: bytes | None) -> str:
