@@ -114,9 +114,10 @@ class CatalogCache:
         return catalog
 
 
-def fetch_entries(client: ApiClient, max_bytes: int = MAX_CATALOG_BYTES) -> list[CatalogEntry]:
+def fetch_entries(client: ApiClient, max_bytes: int | None = None) -> list[CatalogEntry]:
     """The library's entries, read with `client` (its policy: online access, no redirects), at most
-    `max_bytes` of body."""
+    `max_bytes` of body (MAX_CATALOG_BYTES by default)."""
+    max_bytes = MAX_CATALOG_BYTES if max_bytes is None else max_bytes
     response = client.request("GET", CATALOG_PATH, stream=True)
     try:
         declared = response.headers.get("Content-Length")

@@ -607,7 +607,7 @@ def test_claid_schema_is_strict(emu: Emulator) -> None:
         for body in ({"object": {"image_url": "https://e.com/p.png", "scale": 2}, "scene": {"prompt": "on a table"}},
                      {"object": {"image_url": "https://e.com/p.png"}, "scene": {"prompt": "ab"}},
                      {"object": {"image_url": "https://e.com/p.png"}, "scene": {"prompt": "a table",
-                                                                             "aspect_ratio": "7:4"}},
+                                                                             "aspect_ratio": "21:9"}},
                      {"object": {"image_url": "https://e.com/p.png"}, "scene": {"prompt": {"generate": True,
                                                                                          "text": "xyz"}}},
                      {"object": {"image_url": "https://e.com/p.png"}, "scene": {"template_url": "https://e.com/t"}},

@@ -34,7 +34,8 @@ SCENE_PATH = "/v1/scene/create"
 UPLOAD_KEY = "upload"
 SCENE_KEY = "scene"
 TMP_URL_LIFETIME = 24 * 3600  # Claid keeps outputs without a destination for one day
-ASPECT_RATIOS = ("1:1", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "16:9", "9:16", "21:9")
+# scene.aspect_ratio: "4:7" | "7:9" | "4:5" | "1:1" | "9:7" | "19:13" | "7:4" | "16:9" | "12:5" (seed 001).
+ASPECT_RATIOS = ("1:1", "4:5", "7:9", "4:7", "9:7", "19:13", "7:4", "16:9", "12:5")
 MAX_IMAGES = 4
 PROMPT_RANGE = (3, 2048)
 
