@@ -111,7 +111,7 @@ def test_cancel_never_deletes_a_task_that_succeeded(slow_runner: JobRunner, emu:
                              config(emu, "meshy"), [_input(PNG)])
     _until(lambda: bool((t := slow_runner.store.get(job.id).task("image")) and t.remote_id))
     remote = slow_runner.store.get(job.id).task("image").remote_id  # type: ignore[union-attr]
-    emu.meshy.advance(remote, 10)  # done on Meshy, not yet seen by the job
+    emu.meshy.advance(str(remote), 10)  # done on Meshy, not yet seen by the job
     slow_runner.cancel(job.id, config(emu, "meshy"))
     cancelled = wait(slow_runner, job.id)
     assert cancelled.state is JobState.CANCELED
