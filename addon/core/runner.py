@@ -468,6 +468,9 @@ class JobRunner:
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.online_access = False  # refreshed by the main thread from bpy.app.online_access
         self.max_download_bytes = downloads.DEFAULT_MAX_BYTES
+        # provider id -> the key saved now (thread-safe), so that a job whose key expired mid-job (image3d.io's
+        # one-hour ID token) can go on with a fresh one; None: jobs cannot wait for a new key.
+        self.key_source: Callable[[str], str] | None = None
         self._stop = threading.Event()
         self._workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self._pacers: dict[str, Pacer] = {}
@@ -500,6 +503,10 @@ class JobRunner:
         provider = self.provider(request.provider)
         request = request.model_copy(update={"options": provider.resolve_options(request.options, request.kind)})
         provider.validate(request)
+        # What Marionette adds on its own (e.g. a remesh before rigging) and warnings about the key (an ID
+        # token about to expire) join the note: said when the job is sent and shown with the job.
+        notes = [note, *provider.added_steps(request), provider.key_warning(config.api_key)]
+        note = " ".join(n.rstrip(".") + "." for n in notes if n) or None
         if files:  # an image given by URL (Claythis) has no file to check
             provider.check_files(request.kind, [f.data for f in files])
             check_images(files)

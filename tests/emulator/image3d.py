@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -60,6 +61,7 @@ class Image3DState(ProviderApp):
                  api_key: str | None = None) -> None:
         super().__init__(emulator, api_key)
         self.token_expired = False
+        self.tokens: dict[str, float] = {}  # issued ID tokens -> when they expire (emulator clock)
         given = {k: Path(v) for k, v in (assets or {}).items()}
         self.glb: bytes | Path = given.get("model") or tiny_glb("image3d")
         self.balance: int = 580
@@ -70,6 +72,20 @@ class Image3DState(ProviderApp):
         self.url_ttl: float = 24 * 3600.0
         self.tasks: dict[str, Image3DTask] = {}
         self._failures: list[str] = []
+
+    def issue_token(self, ttl: float = 3600.0) -> str:
+        """A Firebase-like ID token (a JWT whose ``exp`` is ``ttl`` seconds from the emulator's now) that the
+        generation endpoints accept until it expires ("Tokens expire after 1 hour", seed 003)."""
+        def part(data: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+        now = self._emu.now()
+        claims = {"iss": "https://securetoken.google.com/image3d", "sub": uuid.uuid4().hex,
+                  "iat": int(now), "exp": int(now + ttl)}
+        token = f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.{uuid.uuid4().hex}"
+        with self.lock:
+            self.tokens[token] = now + ttl
+        return token
 
     def fail_next(self, message: str = "Generation failed") -> None:
         with self.lock:
@@ -83,12 +99,24 @@ class Image3DState(ProviderApp):
     def error_body(self, exc: ApiError) -> Any:
         return {"error": exc.message}
 
-    def _route(self, request: Request) -> Response:
+    def _authorize(self, request: Request) -> None:
+        """"All generation endpoints require a Firebase ID token" (seed 003); an issued token past its exp
+        is refused as expired."""
+        token = bearer(request)
         if self.token_expired:
             raise ApiError(401, "Unauthorized: Firebase ID token has expired")
-        if self.api_key is not None and bearer(request) != self.api_key:
+        if token is not None and token in self.tokens:
+            if self.tokens[token] <= self._emu.now():
+                raise ApiError(401, "Unauthorized: Firebase ID token has expired")
+            return
+        if self.api_key is not None and token != self.api_key:
             raise ApiError(401, "Unauthorized: missing or invalid token")
+
+    def _route(self, request: Request) -> Response:
         path = request.path.rstrip("/")
+        # The Quick Start polls the status without a token (seed 003): the status call is open.
+        if not (path.startswith("/api/status/") and request.method == "GET"):
+            self._authorize(request)
         if path == BALANCE:
             if request.method != "GET":
                 raise ApiError(405, "Method not allowed")

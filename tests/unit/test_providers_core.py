@@ -516,7 +516,8 @@ def test_image3d_expired_token_says_how_to_get_a_new_one(runner: JobRunner, emu:
     assert emu.image3d.tasks == {}
     with closing(client(emu, "image3d")) as api, pytest.raises(AuthError, match="fresh ID token"):
         all_providers()["image3d"].balance(api)
-    # a token that expires while the job is polling
+    # a token that expires while the job is polling: the status call needs none (seed 003's Quick Start
+    # polls it without one), so the job goes on
     emu.image3d.token_expired = False
     emu.image3d.pending_polls = 10_000
     request = GenerationRequest(provider="image3d", kind="image", name="Hero")
@@ -526,8 +527,10 @@ def test_image3d_expired_token_says_how_to_get_a_new_one(runner: JobRunner, emu:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     emu.image3d.token_expired = True
+    for task in emu.image3d.tasks.values():
+        task.pending_polls = 0
     job = wait(runner, started.id, JOB_TIMEOUT)
-    assert job.state is JobState.FAILED and "fresh ID token" in (job.error or "")
+    assert job.state is JobState.SUCCEEDED, job.error
 
 
 def test_image3d_credits_rate_limit_and_failure(runner: JobRunner, emu: Emulator) -> None:

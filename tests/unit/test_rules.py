@@ -291,3 +291,48 @@ def _input(data: bytes) -> Any:
     from addon.core.runner import InputFile
 
     return InputFile("view0.png", data)
+
+
+# -- 9. image3d.io's ID token expires after an hour ----------------------------------------------------
+
+
+def test_id_token_expiry_is_read_from_the_jwt(emu: Emulator) -> None:
+    from addon.core import idtoken
+
+    token = emu.image3d.issue_token(ttl=1800)
+    now = time.time()
+    left = idtoken.remaining(token, now)
+    assert left is not None and 1790 < left <= 1800
+    assert idtoken.describe(token, now) == "The ID token expires in 29 min"
+    assert idtoken.submit_warning(token, now) is None
+    assert "expires in 4 min" in (idtoken.submit_warning(token, now + 1520) or "")
+    assert idtoken.expired(token, now + 1800) and "expired" in idtoken.describe(token, now + 1900)
+    assert idtoken.expiry("not-a-jwt") is None and idtoken.expiry("a.b.c") is None
+    assert "carries no expiry" in idtoken.describe("abc.def.ghi")
+
+
+def test_a_job_whose_token_expires_waits_for_a_fresh_one_and_goes_on(runner: JobRunner, emu: Emulator) -> None:
+    """The token expires while the job waits for a free slot: the generate is refused (401), the job waits
+    ("paste a fresh ID token") instead of failing, and goes on by itself once a fresh token is saved."""
+    saved = {"image3d": emu.image3d.issue_token(ttl=2)}
+    runner.key_source = lambda provider_id: saved[provider_id]
+    emu.image3d.concurrency_limit = 0  # busy: the job waits for a slot, the token runs out meanwhile
+    job = runner.submit(GenerationRequest(provider="image3d", kind="image", name="Hero"),
+                        config(emu, "image3d", saved["image3d"]), [_input(PNG)])
+    time.sleep(2.5)
+    emu.image3d.concurrency_limit = None
+    _until(lambda: runner.store.get(job.id).stage == "Waiting for a fresh image3d.io ID token")
+    waiting = runner.store.get(job.id)
+    assert waiting.state is JobState.PENDING and "paste a fresh ID token" in (waiting.notice or "")
+    assert not emu.image3d.tasks  # nothing was created with the expired token
+    saved["image3d"] = emu.image3d.issue_token(ttl=3600)
+    done = wait(runner, job.id, 30)
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert len(emu.image3d.tasks) == 1
+
+
+def test_an_expired_token_without_a_way_to_get_a_new_one_fails_clearly(runner: JobRunner, emu: Emulator) -> None:
+    token = emu.image3d.issue_token(ttl=-60)
+    job = wait(runner, runner.submit(GenerationRequest(provider="image3d", kind="image", name="Hero"),
+                                     config(emu, "image3d", token), [_input(PNG)]).id)
+    assert job.state is JobState.FAILED and job.error_code == "token_expired" and not emu.image3d.tasks

@@ -259,6 +259,14 @@ class Provider(ABC):
         what it costs), for the panel, the cost estimate and the job's note. Empty: nothing added."""
         return []
 
+    def key_warning(self, api_key: str) -> str | None:
+        """A warning about the key before a submit (e.g. a token about to expire), or None."""
+        return None
+
+    def key_status(self, api_key: str) -> str | None:
+        """A line about the key for the preferences and the panel (e.g. how long a token has left)."""
+        return None
+
     def task_cost(self, request: GenerationRequest, key: str) -> float | None:
         """Credits the job's remote task `key` costs (None: not known per task)."""
         return None

@@ -15,8 +15,9 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from .. import idtoken
 from ..errors import AuthError, ProviderError, QuotaError, RateLimited
-from ..http import SlotWait
+from ..http import ProviderConfig, SlotWait
 from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
 from .base import OptionSpec, Output, Provider, TaskSnapshot
 
@@ -35,6 +36,8 @@ TOKEN_HELP = (f"image3d.io refused the ID token: it has expired (tokens last one
               f"{SITE}, copy a fresh ID token and paste it into Preferences > Add-ons > Marionette > "
               "image3d.io ID Token, then generate again.")
 CREDITS_HELP = f"image3d.io has no credits left for this generation: buy credits at {SITE}/pricing/ and try again."
+# How often a job waiting for a fresh ID token looks whether one was saved.
+TOKEN_CHECK_SECONDS = 1.0
 BUSY_HELP = "image3d.io is busy for this account (Pro runs up to 5 at once): waiting"
 
 _STATES = {"queued": JobState.PENDING, "pending": JobState.PENDING, "waiting": JobState.PENDING,
@@ -57,6 +60,45 @@ def friendly(call: Callable[[], T]) -> T:
     except RateLimited as exc:
         raise RateLimited(f"{BUSY_HELP} ({exc})", retry_after=exc.retry_after,
                           code="image3d.io: too many requests") from None
+
+
+def with_fresh_token(ctx: Any, call: Callable[[], T]) -> T:
+    """Run `call`; when image3d.io refuses a token that has expired (its `exp` says so), the job waits
+    ("paste a fresh ID token") and, once one is saved, goes on by itself with it. A refused token that has
+    not expired (a wrong one) fails the job as before. A 401 means the request was not taken, so sending it
+    again with the new token pays nothing twice."""
+    while True:
+        try:
+            return call()
+        except AuthError:
+            token = ctx.client.config.api_key
+            if not idtoken.expired(token) or ctx.runner.key_source is None:
+                raise
+        fresh = wait_for_token(ctx, token)
+        ctx.client.config = ProviderConfig(base_url=ctx.client.config.base_url, api_key=fresh)
+
+
+def wait_for_token(ctx: Any, old: str) -> str:
+    """Block (cancellable) until a token other than `old` that has not expired is saved; returns it."""
+    previous = (ctx.job().state, ctx.job().stage)
+
+    def waiting(job: Any) -> None:
+        job.state, job.stage = JobState.PENDING, "Waiting for a fresh image3d.io ID token"
+
+    ctx.edit(waiting)
+    ctx.notice(idtoken.waiting_notice())
+    while True:
+        ctx.pacer.sleep(TOKEN_CHECK_SECONDS)
+        fresh = (ctx.runner.key_source("image3d") or "").strip()
+        if fresh and fresh != old and not idtoken.expired(fresh):
+            break
+
+    def resumed(job: Any) -> None:
+        job.state, job.stage = previous
+
+    ctx.edit(resumed)
+    ctx.notice(None)
+    return fresh
 
 
 def snapshot(data: Any) -> TaskSnapshot:
@@ -109,6 +151,12 @@ class Image3DProvider(Provider):
     def auth_header(api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
 
+    def key_warning(self, api_key: str) -> str | None:
+        return idtoken.submit_warning(api_key)
+
+    def key_status(self, api_key: str) -> str | None:
+        return idtoken.describe(api_key)
+
     def balance(self, client: ApiClient) -> float | None:
         data = friendly(lambda: client.request("GET", BALANCE_PATH).json())
         value = data.get("balance") if isinstance(data, dict) else None
@@ -153,7 +201,8 @@ class Image3DProvider(Provider):
     def _submit(self, ctx: Any, image: bytes | None) -> str:
         body = self.body(ctx.request, image)
         try:
-            data = friendly(lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json())
+            data = with_fresh_token(ctx, lambda: friendly(
+                lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json()))
         except RateLimited as exc:  # a refused generate: the account's parallel generations are all busy
             raise SlotWait("Waiting for a free slot: image3d.io runs a limited number of generations at once for "
                            "this account (Pro: 5)", retry_after=exc.retry_after, code=exc.code) from None
@@ -163,7 +212,8 @@ class Image3DProvider(Provider):
         return str(task_id)
 
     def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
-        return snapshot(friendly(lambda: ctx.client.request("GET", f"{STATUS_PATH}/{task.remote_id}").json()))
+        return snapshot(with_fresh_token(ctx, lambda: friendly(
+            lambda: ctx.client.request("GET", f"{STATUS_PATH}/{task.remote_id}").json())))
 
     def _fresh_link(self, ctx: Any) -> str:
         snap = self._fetch(ctx, ctx.job().task(TASK_KEY))
