@@ -101,6 +101,14 @@ def wait_for_token(ctx: Any, old: str) -> str:
     return fresh
 
 
+def task_id_of(data: Any) -> str:
+    """The task id from the generate answer ({"task_id", "status", "provider"}, seed 003)."""
+    task_id = data.get("task_id") or data.get("taskId") or data.get("id") if isinstance(data, dict) else None
+    if not isinstance(task_id, str | int) or isinstance(task_id, bool) or not str(task_id):
+        raise ProviderError(f"image3d.io accepted the request but returned no task_id: {str(data)[:200]}")
+    return str(task_id)
+
+
 def snapshot(data: Any) -> TaskSnapshot:
     if not isinstance(data, dict):
         raise ProviderError(f"image3d.io answered the status request with something unexpected: {str(data)[:200]}")
@@ -206,10 +214,7 @@ class Image3DProvider(Provider):
         except RateLimited as exc:  # a refused generate: the account's parallel generations are all busy
             raise SlotWait("Waiting for a free slot: image3d.io runs a limited number of generations at once for "
                            "this account (Pro: 5)", retry_after=exc.retry_after, code=exc.code) from None
-        task_id = data.get("task_id") or data.get("taskId") or data.get("id") if isinstance(data, dict) else None
-        if not isinstance(task_id, str | int) or isinstance(task_id, bool) or not str(task_id):
-            raise ProviderError(f"image3d.io accepted the request but returned no task_id: {str(data)[:200]}")
-        return str(task_id)
+        return task_id_of(data)
 
     def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
         return snapshot(with_fresh_token(ctx, lambda: friendly(

@@ -145,9 +145,15 @@ def create(ctx: Any, path: str, body: dict[str, Any]) -> str:
                 "Meshy no longer keeps this character's rig (rig tasks are kept 3 days): rig the "
                 "character again to add animations.", status=404) from exc
         raise
-    result = response.json().get("result")
+    return parse_created(response.json())
+
+
+def parse_created(data: Any) -> str:
+    """The new task's id from a create answer: "The `result` property of the response contains the task
+    `id`" (seed 002)."""
+    result = data.get("result") if isinstance(data, dict) else None
     if not isinstance(result, str) or not result:
-        raise ProviderError(f"Meshy accepted the request but returned no task id: {response.text[:200]}")
+        raise ProviderError(f"Meshy accepted the request but returned no task id: {str(data)[:200]}")
     return result
 
 
