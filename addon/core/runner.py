@@ -503,10 +503,12 @@ class JobRunner:
         provider = self.provider(request.provider)
         request = request.model_copy(update={"options": provider.resolve_options(request.options, request.kind)})
         provider.validate(request)
-        # What Marionette adds on its own (e.g. a remesh before rigging) and warnings about the key (an ID
-        # token about to expire) join the note: said when the job is sent and shown with the job.
-        notes = [note, *provider.added_steps(request), provider.key_warning(config.api_key)]
-        note = " ".join(n.rstrip(".") + "." for n in notes if n) or None
+        # A warning about the key (an ID token about to expire) joins the note: said when the job is sent
+        # and shown with the job. (What Marionette adds on its own is shown by the panel with the cost.)
+        for step in provider.added_steps(request):
+            log.info("%s", step)
+        if warning := provider.key_warning(config.api_key):
+            note = f"{note.rstrip('.')}. {warning}" if note else warning
         if files:  # an image given by URL (Claythis) has no file to check
             provider.check_files(request.kind, [f.data for f in files])
             check_images(files)

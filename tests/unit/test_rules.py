@@ -336,3 +336,16 @@ def test_an_expired_token_without_a_way_to_get_a_new_one_fails_clearly(runner: J
     job = wait(runner, runner.submit(GenerationRequest(provider="image3d", kind="image", name="Hero"),
                                      config(emu, "image3d", token), [_input(PNG)]).id)
     assert job.state is JobState.FAILED and job.error_code == "token_expired" and not emu.image3d.tasks
+
+
+def test_a_submit_likely_to_outlive_the_token_is_warned(runner: JobRunner, emu: Emulator) -> None:
+    token = emu.image3d.issue_token(ttl=300)
+    job = runner.submit(GenerationRequest(provider="image3d", kind="image", name="Hero"),
+                        config(emu, "image3d", token), [_input(PNG)])
+    assert "ID token expires in 4 min" in (job.notice or "") and "may outlive it" in (job.notice or "")
+    assert wait(runner, job.id, 30).state is JobState.SUCCEEDED
+    fresh = emu.image3d.issue_token(ttl=3600)
+    quiet = runner.submit(GenerationRequest(provider="image3d", kind="image", name="Other"),
+                          config(emu, "image3d", fresh), [_input(JPEG)])
+    assert quiet.notice is None
+    wait(runner, quiet.id, 30)
