@@ -3,6 +3,7 @@ userpref.blend) and a base URL. Environment variables override both."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import bpy
@@ -10,9 +11,11 @@ from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ..core import config as core_config
 from ..core.config import env_name
+from ..core.http import key_problem, register_secret
 from ..core.providers import all_providers
 from . import session
 
+log = logging.getLogger(__name__)
 
 def _key_getter(provider_id: str) -> Any:
     def get(_self: Any) -> str:
@@ -25,8 +28,17 @@ def _key_getter(provider_id: str) -> Any:
 def _key_setter(provider_id: str) -> Any:
     def set_(_self: Any, value: str) -> None:
         current = session.get_or_none()
-        if current:
-            current.keys.set(provider_id, value.strip())
+        if not current:
+            return
+        value = value.strip()
+        register_secret(value)
+        problem = key_problem(value)
+        if problem:  # refused where it enters: said under the field, never stored, never quoted
+            current.key_problems[provider_id] = f"Key not saved: {problem}. Copy it again (no spaces)."
+            log.warning("the %s key was not saved: %s", provider_id, problem)
+            return
+        current.key_problems.pop(provider_id, None)
+        current.keys.set(provider_id, value)
 
     return set_
 
@@ -80,17 +92,19 @@ class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        current = session.get_or_none()
         for provider in all_providers().values():
             box = layout.box()
             box.label(text=provider.label)
             box.prop(self, f"{provider.id}_api_key")
+            if current and (refused := current.key_problems.get(provider.id)):
+                box.label(text=refused, icon="ERROR")
             box.prop(self, f"{provider.id}_base_url")
         layout.prop(self, "auto_import")
         layout.prop(self, "mark_as_asset")
         layout.prop(self, "max_download_mb")
         if not bpy.app.online_access:
             layout.label(text="Online access is off: only a local emulator can be used.", icon="INFO")
-        current = session.get_or_none()
         if current:
             layout.label(text=f"Jobs and downloads: {current.root}")
 

@@ -39,6 +39,8 @@ class Session:
         # The last refusal or warning of a Marionette operator, shown in the panel until the next action
         # (the status bar forgets it in seconds). Kept here, not in the scene, so no .blend carries it.
         self.panel_message: tuple[str, str] | None = None
+        # Keys the preferences refused (provider id -> why, never the key), shown under the key field.
+        self.key_problems: dict[str, str] = {}
 
     def preferences(self) -> bpy.types.AddonPreferences | None:
         addon = bpy.context.preferences.addons.get(PACKAGE)
@@ -65,7 +67,9 @@ class Session:
         provider = self.providers[provider_id]
         try:
             cfg = self.config(provider_id)
-        except Exception as exc:  # a malformed URL in the preferences
+        except ConfigError as exc:  # a malformed URL or an unusable key (the message says which)
+            return str(exc)
+        except Exception as exc:
             return f"{provider.label} base URL is not valid: {exc}"
         return core_config.problem(provider, cfg, bpy.app.online_access)
 

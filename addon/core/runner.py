@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import queue
+import re
 import struct
 import threading
 import time
@@ -28,6 +29,7 @@ from .errors import (
     DownloadError,
     InputError,
     MarionetteError,
+    ProtocolError,
     ProviderError,
     TaskFailed,
     TransientError,
@@ -60,6 +62,29 @@ LINK_REFRESHES = 2
 # After a create whose answer was lost, the provider's task list is read this many times (the task
 # may appear a moment late) before Marionette gives up looking.
 FIND_ATTEMPTS = 3
+
+# Errors provider code raises on an answer of the wrong shape (a list for an object, "abc" for a number,
+# a missing field, an answer that is not JSON: requests' JSONDecodeError is a ValueError).
+SHAPE_ERRORS: tuple[type[BaseException], ...] = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+
+def unexpected_form(label: str, exc: BaseException) -> ProtocolError:
+    detail = redact(str(exc))[:160]
+    return ProtocolError(f"{label} answered in an unexpected form ({exc.__class__.__name__}: {detail}). The "
+                         "provider's tasks are kept: press Retry later, or report it if it persists.",
+                         code="unexpected_form")
+
+
+def check_task_id(task_id: object) -> str:
+    """A provider task id as given to Recover: letters, digits and `_ . : -`, never a path or a URL."""
+    text = task_id.strip() if isinstance(task_id, str) else ""
+    if not TASK_ID.fullmatch(text) or ".." in text:
+        shown = repr(task_id)[:60]
+        raise InputError(f"{shown} is not a task id: give the id exactly as the provider shows it (letters, "
+                         "digits, '-', '_', '.' or ':')")
+    return text
+
 
 # find(sent_at) -> the remote id of a task this job created at `sent_at` whose answer was lost, or None.
 Finder = Callable[[float], str | None]
@@ -180,6 +205,8 @@ class JobContext:
                 if exc.status is not None or isinstance(exc, ConnectFailed):
                     self._task_status(key, TaskStatus.NEW, sent=False)
                 raise
+            except ProtocolError:  # answered, but unreadably: the task may exist, so it stays SUBMITTING
+                raise
             except (ProviderError, ConfigError):  # refused, or never sent
                 self._task_status(key, TaskStatus.NEW, sent=False)
                 raise
@@ -275,8 +302,8 @@ class JobContext:
             if not waiting:
                 return {k: t for k in keys if (t := job.task(k)) is not None}
             for task in waiting:
-                snap = with_retries(lambda task=task: fetch(task), pacer=self.pacer,  # type: ignore[misc]
-                                    timing=self.timing, notice=self.notice)
+                snap = with_retries(lambda task=task: self._read_status(fetch, task),  # type: ignore[misc]
+                                    pacer=self.pacer, timing=self.timing, notice=self.notice)
                 self._apply_snapshot(task.key, snap)
                 if snap.state is JobState.FAILED:
                     raise TaskFailed(
@@ -289,6 +316,14 @@ class JobContext:
             if any(t.status is not TaskStatus.SUCCEEDED for t in (self.job().task(k) for k in keys) if t):
                 self.pacer.sleep(interval)
                 interval = min(self.timing.max_poll_interval, interval * 1.25)
+
+    def _read_status(self, fetch: Callable[[RemoteTask], TaskSnapshot], task: RemoteTask) -> TaskSnapshot:
+        """One status request. An answer in a shape the provider's code cannot read (not JSON, a list
+        where an object belongs, a wrong-typed field it needs) is a ProtocolError, not a crash."""
+        try:
+            return fetch(task)
+        except SHAPE_ERRORS as exc:
+            raise unexpected_form(self.provider.label, exc) from exc
 
     def _apply_snapshot(self, key: str, snap: TaskSnapshot) -> None:
         def change(job: Job) -> None:
@@ -530,6 +565,7 @@ class JobRunner:
 
     def recover(self, provider_id: str, task_id: str, name: str, config: ProviderConfig) -> Job:
         """Download (and later import) the result of a task made elsewhere, by its id."""
+        task_id = check_task_id(task_id)
         request = GenerationRequest(provider=provider_id, kind="task", name=name or f"Recovered {task_id[:8]}",
                                     options={"task_id": task_id})
         return self.submit(request, config)
@@ -620,6 +656,11 @@ class JobRunner:
                 return
             log.warning("job %s failed: %s", job_id, exc)
             self._finish(job_id, JobState.FAILED, "Failed", error=str(exc), code=getattr(exc, "code", None))
+        except SHAPE_ERRORS as exc:  # provider code met an answer it cannot read: a protocol error
+            log.exception("job %s: an answer in an unexpected form", job_id)
+            if not self._stop.is_set():
+                problem = unexpected_form(provider.label, exc)
+                self._finish(job_id, JobState.FAILED, "Failed", error=str(problem), code=problem.code)
         except Exception as exc:  # a bug must not kill the job silently: record it
             log.exception("job %s: unexpected error", job_id)
             if not self._stop.is_set():

@@ -59,14 +59,15 @@ class JobStore:
             items = data["jobs"]
             if not isinstance(items, list):
                 raise TypeError("jobs is not a list")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: JSON nested too deeply for the parser (a damaged or hostile file).
             self._damaged(exc.__class__.__name__, self._read_tmp())
             return
         jobs, bad = [], 0
         for item in items:
             try:
                 jobs.append(Job.model_validate(item))
-            except (ValidationError, ValueError, TypeError):
+            except (ValidationError, ValueError, TypeError, RecursionError):
                 bad += 1
         if bad:
             self._damaged(f"{bad} of {len(items)} jobs unreadable", jobs)
@@ -79,7 +80,7 @@ class JobStore:
         try:
             data = json.loads(tmp.read_text(encoding="utf-8"))
             return [Job.model_validate(item) for item in data["jobs"]]
-        except (OSError, ValueError, KeyError, TypeError, ValidationError):
+        except (OSError, ValueError, KeyError, TypeError, ValidationError, RecursionError):
             return None
 
     def _adopt_leftover_tmp(self) -> None:
