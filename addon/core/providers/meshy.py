@@ -329,7 +329,10 @@ def snapshot(data: dict[str, Any]) -> TaskSnapshot:
     if isinstance(data.get("thumbnail_url"), str) and data["thumbnail_url"]:
         urls["thumbnail_url"] = data["thumbnail_url"]
     model_urls = data.get("model_urls")
-    for name, value in (model_urls.items() if isinstance(model_urls, dict) else ()):
+    if model_urls is not None and not isinstance(model_urls, dict):
+        # The result links themselves are unreadable: a protocol error (the task stays to poll on Retry).
+        raise TypeError(f"model_urls is a {type(model_urls).__name__}, not an object")
+    for name, value in (model_urls or {}).items():
         if isinstance(value, str) and value:
             urls[name] = value
     result = data.get("result") or {}
@@ -338,7 +341,9 @@ def snapshot(data: dict[str, Any]) -> TaskSnapshot:
             if isinstance(value, str) and value:
                 urls[name] = value
         basics = result.get("basic_animations")
-        for name, value in (basics.items() if isinstance(basics, dict) else ()):
+        if basics is not None and not isinstance(basics, dict):
+            raise TypeError(f"basic_animations is a {type(basics).__name__}, not an object")
+        for name, value in (basics or {}).items():
             if isinstance(value, str) and value:
                 urls[name] = value
     error = data.get("task_error") or {}
