@@ -8,9 +8,9 @@ followed). Anything else (an absolute path, `..` out of the folder, a drive lett
 a scheme) makes the file refused: `ResultRefused` names the reference, nothing is read through it, and
 the file stays in the job's folder for inspection.
 
-For FBX the binary node tree is walked (no bpy): every `Texture` and `Video` node's `FileName`,
-`Filename` and `RelativeFilename` is checked, whatever the importer would try first, since Blender's
-FBX importer looks at several of them. ASCII FBX is not imported by Blender at all.
+For FBX the binary node tree is walked (no bpy): for every `Texture` and `Video` node, the path
+Blender's FBX importer opens (its `RelativeFilename`, else its `FileName`/`Filename`) is checked. ASCII
+FBX is not imported by Blender at all.
 """
 
 from __future__ import annotations
@@ -152,20 +152,26 @@ _ARRAYS = {ord(c) for c in "fdlibc"}
 
 
 def _fbx_refs(data: bytes) -> Iterator[tuple[str, str]]:
-    """Every texture path named in a binary FBX file."""
+    """The texture path Blender's FBX importer would open for every Texture and Video node: its
+    RelativeFilename (joined to the file's folder) when that is set, else its FileName (or Filename),
+    used as it is. The other one is never opened, so it is not checked (exporters write both, the
+    absolute one pointing at the author's disk)."""
     if len(data) < 27:
         raise ValueError("the FBX file is cut short")
     (version,) = struct.unpack_from("<I", data, 23)
     wide = version >= 7500
-    for owner, field, value in _fbx_walk(data, 27, len(data), wide, 0, b""):
-        if owner in _FBX_TEXTURE_NODES and field in _FBX_PATH_FIELDS:
-            kind = "texture" if owner == b"Texture" else "video"
-            yield f"{kind} {field.decode()}", value
+    for owner, fields in _fbx_walk(data, 27, len(data), wide, 0):
+        kind = "texture" if owner == b"Texture" else "video"
+        for field in (b"RelativeFilename", b"FileName", b"Filename"):
+            value = fields.get(field, "")
+            if value.strip():
+                yield f"{kind} {field.decode()}", value
+                break
 
 
-def _fbx_walk(data: bytes, pos: int, end: int, wide: bool, depth: int,
-              parent: bytes) -> Iterator[tuple[bytes, bytes, str]]:
-    """(parent node name, node name, first string property) for every node with a string property."""
+def _fbx_walk(data: bytes, pos: int, end: int, wide: bool,
+              depth: int) -> Iterator[tuple[bytes, dict[bytes, str]]]:
+    """(node name, {child name: its first string property}) for every Texture and Video node."""
     if depth > MAX_FBX_DEPTH:
         raise ValueError("its FBX nodes nest too deeply")
     header = struct.Struct("<QQQB" if wide else "<IIIB")
@@ -179,11 +185,27 @@ def _fbx_walk(data: bytes, pos: int, end: int, wide: bool, depth: int,
         if not (props_at <= children_at <= node_end <= end):
             raise ValueError("its FBX node tree is damaged")
         name = data[name_at:props_at]
-        first = _first_string(data, props_at, children_at, count)
-        if first is not None:
-            yield parent, name, first
-        if children_at < node_end:
-            yield from _fbx_walk(data, children_at, node_end, wide, depth + 1, name)
+        _first_string(data, props_at, children_at, count)  # checks the property's type code
+        if name in _FBX_TEXTURE_NODES:
+            yield name, dict(_fbx_children(data, children_at, node_end, header))
+        elif children_at < node_end:
+            yield from _fbx_walk(data, children_at, node_end, wide, depth + 1)
+        pos = node_end
+
+
+def _fbx_children(data: bytes, pos: int, end: int, header: struct.Struct) -> Iterator[tuple[bytes, str]]:
+    """(name, first string property) of the direct children of a node whose children span pos..end."""
+    while pos + header.size <= end:
+        node_end, count, props_len, name_len = header.unpack_from(data, pos)
+        if node_end == 0:
+            return
+        name_at = pos + header.size
+        props_at = name_at + name_len
+        if not (props_at <= props_at + props_len <= node_end <= end):
+            raise ValueError("its FBX node tree is damaged")
+        value = _first_string(data, props_at, props_at + props_len, count)
+        if value is not None and name_len and data[name_at:props_at] in _FBX_PATH_FIELDS:
+            yield data[name_at:props_at], value
         pos = node_end
 
 
