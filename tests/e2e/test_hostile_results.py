@@ -51,7 +51,9 @@ def matrix(_installed: str) -> Iterator[Any]:
 @pytest.fixture
 def scene() -> Iterator[bpy.types.Scene]:
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    yield bpy.context.scene
+    scene = bpy.context.scene
+    assert scene is not None
+    yield scene
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
@@ -119,13 +121,14 @@ def _fbx_with_texture_outside(files: dict[str, Path], dest: Path, secret: Path, 
     """The textured test model exported to FBX with its texture file outside the job's folder."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.import_scene.gltf(filepath=str(files["model.glb"]))
-    image = next(img for img in bpy.data.images if img.size[0] > 0)
+    image = next(img for img in bpy.data.images if img.has_data or img.packed_file is not None)
     if image.packed_file is not None:
         image.unpack(method="REMOVE")
     image.filepath = str(secret)
     image.reload()
-    bpy.ops.export_scene.fbx(filepath=str(dest), check_existing=False, object_types={"MESH"},
-                             path_mode=path_mode, embed_textures=False)
+    export: Any = bpy.ops.export_scene.fbx
+    export(filepath=str(dest), check_existing=False, object_types={"MESH"}, path_mode=path_mode,
+           embed_textures=False)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return dest
 
