@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import bpy
@@ -41,6 +42,7 @@ class Session:
         self.panel_message: tuple[str, str] | None = None
         # Keys the preferences refused (provider id -> why, never the key), shown under the key field.
         self.key_problems: dict[str, str] = {}
+        self._synced_at = self._adopted_at = time.monotonic()
 
     def preferences(self) -> bpy.types.AddonPreferences | None:
         addon = bpy.context.preferences.addons.get(PACKAGE)
@@ -89,9 +91,32 @@ class Session:
             log.info("resumed %d unfinished job(s)", len(resumed))
         return resumed
 
+    def sync(self) -> None:
+        """Other Blender windows on this user folder: take in their journal changes (often), and take
+        over the unfinished jobs of a window that quit or crashed (every few seconds)."""
+        now = time.monotonic()
+        if now - self._synced_at < SYNC_INTERVAL:
+            return
+        self._synced_at = now
+        self.runner.sync()
+        if now - self._adopted_at < TAKEOVER_INTERVAL:
+            return
+        self._adopted_at = now
+        for job_id in self.runner.orphans():
+            job = self.store.get(job_id)
+            if self.problem(job.provider):
+                continue
+            if self.runner.resume(job_id, self.config(job.provider)):
+                log.info("took over job %s from a Blender window that is gone", job_id)
+
     def stop(self) -> None:
         self.runner.shutdown()
 
+
+# How often the pump looks at the journal for other windows' changes, and for jobs left by a window that
+# quit (a stat when nothing changed; a lock attempt per unfinished job not running here).
+SYNC_INTERVAL = 0.5
+TAKEOVER_INTERVAL = 3.0
 
 _session: Session | None = None
 

@@ -11,6 +11,7 @@ import json
 import logging
 import queue
 import re
+import shutil
 import struct
 import threading
 import time
@@ -48,7 +49,7 @@ from .http import (
 )
 from .models import Asset, GenerationRequest, Job, JobState, RemoteTask, TaskStatus
 from .providers.base import Provider, TaskSnapshot
-from .store import JobStore
+from .store import JobStore, Lease
 
 log = logging.getLogger(__name__)
 
@@ -499,8 +500,12 @@ class JobRunner:
             check_images(files)
         fingerprint = _fingerprint(request, files)
         now = time.time()
+
+        def double_click(job: Job) -> bool:
+            return job.fingerprint == fingerprint and job.state.active and now - job.created_at < DOUBLE_SUBMIT_WINDOW
+
         for job in self.store.all():
-            if job.fingerprint == fingerprint and job.state.active and now - job.created_at < DOUBLE_SUBMIT_WINDOW:
+            if double_click(job):
                 log.info("ignoring a second identical submit within %.1f s: job %s", DOUBLE_SUBMIT_WINDOW, job.id)
                 return job
         job_id = uuid.uuid4().hex[:12]
@@ -517,20 +522,39 @@ class JobRunner:
         if note:
             job.notice = note
             self._notes[job_id] = note
-        self.store.add(job)
+        lease = self.store.lease(job_id)
+        # Under the journal's lock: the same submit from another Blender window a moment ago is one click.
+        other = self.store.add(job, duplicate_of=double_click)
+        if other is not None:
+            if lease is not None:
+                lease.release()
+            shutil.rmtree(folder, ignore_errors=True)
+            self._notes.pop(job_id, None)
+            log.info("ignoring an identical submit made %.1f s ago in another Blender: job %s",
+                     now - other.created_at, other.id)
+            return other
         self.events.put(job_id)
-        self._start(job_id, config)
+        self._start(job_id, config, lease=lease)
         return job
 
     def resume(self, job_id: str, config: ProviderConfig) -> bool:
-        """Restart the worker of an unfinished job (after a Blender restart). False if nothing to do."""
+        """Restart the worker of an unfinished job (after a Blender restart, or when the Blender that ran it
+        is gone). False if there is nothing to do here, or another Blender runs it (holds its lease)."""
         job = self.store.get(job_id)
         if not job.state.active or self.is_running(job_id):
             return False
-        if job.cancel_requested:
-            self.cancel(job_id, config)
+        lease = self.store.lease(job_id)
+        if lease is None:
+            return False  # another Blender window runs it: shown here, polled there
+        self.store.refresh()  # the window that held the lease wrote its last word before letting go
+        job = self.store.get(job_id)
+        if not job.state.active:
+            lease.release()
             return False
-        self._start(job_id, config)
+        if job.cancel_requested:
+            self._start(job_id, config, cancelled=True, lease=lease)
+            return False
+        self._start(job_id, config, lease=lease)
         return True
 
     def retry(self, job_id: str, config: ProviderConfig) -> Job:
@@ -541,6 +565,14 @@ class JobRunner:
             raise ConfigError("This job is still running")
         if job.state is JobState.SUCCEEDED:
             raise ConfigError("This job succeeded: import it again instead")
+        lease = self.store.lease(job_id)
+        if lease is None:
+            raise ConfigError("Another Blender window is still handling this job")
+        self.store.refresh()
+        job = self.store.get(job_id)
+        if job.state.active or job.state is JobState.SUCCEEDED:
+            lease.release()
+            raise ConfigError("Another Blender window has taken this job up again")
 
         def reset(j: Job) -> None:
             kept = []
@@ -560,7 +592,7 @@ class JobRunner:
 
         job = self.store.update(job_id, reset)
         self.events.put(job_id)
-        self._start(job_id, config)
+        self._start(job_id, config, lease=lease)
         return job
 
     def recover(self, provider_id: str, task_id: str, name: str, config: ProviderConfig) -> Job:
@@ -571,7 +603,8 @@ class JobRunner:
         return self.submit(request, config)
 
     def cancel(self, job_id: str, config: ProviderConfig | None = None) -> None:
-        """Stop the job; its worker also cancels unfinished tasks on the provider."""
+        """Stop the job; its worker also cancels unfinished tasks on the provider. A job another Blender
+        window runs gets the request in the journal, and that window's worker stops it."""
         job = self.store.get(job_id)
         if not job.state.active:
             return
@@ -583,12 +616,50 @@ class JobRunner:
             worker[1].set()
             if pacer is not None:
                 pacer.abort()  # a read blocked on a stalled server ends now, not at its timeout
-        elif config is not None:
-            # No worker (e.g. resumed without one yet): cancel remotely on a short-lived thread.
-            self._start(job_id, config, cancelled=True)
         else:
-            self._finish(job_id, JobState.CANCELED, "Cancelled")
+            lease = self.store.lease(job_id)
+            if lease is None:
+                log.info("job %s runs in another Blender window; it was asked to cancel it", job_id)
+            else:
+                self.store.refresh()
+                if not self.store.get(job_id).state.active:
+                    lease.release()  # it ended in the window that ran it, just now
+                elif config is not None:
+                    # No worker (e.g. resumed without one yet): cancel remotely on a short-lived thread.
+                    self._start(job_id, config, cancelled=True, lease=lease)
+                else:
+                    self._finish(job_id, JobState.CANCELED, "Cancelled")
+                    lease.release()
         self.events.put(job_id)
+
+    def sync(self) -> set[str]:
+        """Take in what other Blender windows wrote to the journal; a job running here whose cancel was
+        asked for there is cancelled. Returns the jobs that changed (the panel redraws them)."""
+        changed = self.store.refresh()
+        for job_id in changed:
+            job = self.store.peek(job_id)
+            if job is not None and job.cancel_requested and job.state.active and self.is_running(job_id):
+                with self._lock:
+                    worker = self._workers.get(job_id)
+                    pacer = self._pacers.get(job_id)
+                if worker is not None and not worker[1].is_set():
+                    worker[1].set()
+                    if pacer is not None:
+                        pacer.abort()
+            self.events.put(job_id)
+        return changed
+
+    def orphans(self) -> list[str]:
+        """Unfinished jobs no Blender runs: not here, and nobody holds their lease (the window that ran
+        them quit or crashed). The caller resumes them."""
+        found = []
+        for job in self.store.all():
+            if job.state.active and not self.is_running(job.id):
+                lease = self.store.lease(job.id)
+                if lease is not None:
+                    lease.release()
+                    found.append(job.id)
+        return found
 
     def is_running(self, job_id: str) -> bool:
         with self._lock:
@@ -618,17 +689,30 @@ class JobRunner:
 
     # -- workers -----------------------------------------------------------------------------------
 
-    def _start(self, job_id: str, config: ProviderConfig, cancelled: bool = False) -> None:
+    def _start(self, job_id: str, config: ProviderConfig, cancelled: bool = False,
+               lease: Lease | None = None) -> None:
+        """Start the job's worker, which holds the job's lease (taken here if not given) until it ends."""
+        if lease is None:
+            lease = self.store.lease(job_id)
+            if lease is None:
+                log.info("job %s runs in another Blender window; not started here", job_id)
+                return
         cancel = threading.Event()
         if cancelled:
             cancel.set()
-        thread = threading.Thread(target=self._work, args=(job_id, config, cancel),
+        thread = threading.Thread(target=self._work, args=(job_id, config, cancel, lease),
                                   name=f"marionette-{job_id}", daemon=True)
         with self._lock:
             self._workers[job_id] = (thread, cancel)
         thread.start()
 
-    def _work(self, job_id: str, config: ProviderConfig, cancel: threading.Event) -> None:
+    def _work(self, job_id: str, config: ProviderConfig, cancel: threading.Event, lease: Lease) -> None:
+        try:
+            self._run_job(job_id, config, cancel)
+        finally:
+            lease.release()
+
+    def _run_job(self, job_id: str, config: ProviderConfig, cancel: threading.Event) -> None:
         job = self.store.get(job_id)
         provider = self.provider(job.provider)
         client = ApiClient(config, auth_header=provider.auth_header, online_access=self.online_access_now,
