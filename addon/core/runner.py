@@ -605,6 +605,7 @@ class JobRunner:
     def cancel(self, job_id: str, config: ProviderConfig | None = None) -> None:
         """Stop the job; its worker also cancels unfinished tasks on the provider. A job another Blender
         window runs gets the request in the journal, and that window's worker stops it."""
+        self.store.refresh()  # it may have ended in another window a moment ago
         job = self.store.get(job_id)
         if not job.state.active:
             return

@@ -83,6 +83,8 @@ ROWS: dict[str, str] = {
     "url_confusion": "URL read differently by parsers (backslash, user-info) in a base URL, result link or redirect",
     "answer_bomb": "API answer over 8 MB, or a gzip bomb (8 MB decompressed): poll fails, task kept, memory flat",
     "wrong_shape": "Answer of the wrong shape (wrong-typed field, list for an object, not JSON, task_error as text)",
+    "many_blenders": "Many Blender processes on one user folder (submit, poll, cancel across, double click, quit, "
+                     "crash)",
     "bad_api_input": "Bad scripting input (task id, huge PNG header, nan option, animations as a string, deleted mesh)",
 }
 
