@@ -122,6 +122,8 @@ class MeshyProvider(Provider):
 
     def cost(self, request: GenerationRequest) -> float | None:
         opts = request.options
+        if request.kind == "task":  # recovering a task made elsewhere creates nothing
+            return None
         if request.kind == "armature":
             return 3 * len(request.animations)
         if request.kind == "mesh":
