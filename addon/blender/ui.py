@@ -66,6 +66,10 @@ class MARIONETTE_PT_main(_Panel):
 
         if provider.supports_rig and "model" in provider.outputs and kind != "mesh":
             layout.prop(props, "rig")
+        row = layout.row(align=True)
+        if kind != "mesh":  # a mesh's height is the one sent for rigging
+            row.prop(props, "fit_height")
+        row.prop(props, "in_place")
 
         problem = current.problem(provider.id)
         if problem:
