@@ -240,7 +240,11 @@ def scene_fit(job: Job) -> Any:
 
     placement, request = job.request.placement, job.request
     height = placement.height
-    stated = request.options.get("height_meters") if request.rig and job.provider == "meshy" else None
+    stated = None
+    provider = session.get().providers.get(job.provider)
+    if provider is not None and job.provider == "meshy" and request.rig:  # the rig is made this tall
+        spec = next((o for o in provider.options if o.name == "height_meters"), None)
+        stated = request.options.get("height_meters", spec.default if spec is not None else None)
     if height is None and isinstance(stated, int | float) and stated > 0:
         height = float(stated)
     return importer.SceneFit(height=height, facing=normalize.PROVIDER_FRONT.get(job.provider),

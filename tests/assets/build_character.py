@@ -26,7 +26,9 @@ Rigs made the way providers deliver them (see :data:`PROVIDER_STYLE`), each with
 * ``scaled_rig.glb``: armature and mesh at object scale 0.01 with their data in centimetres (what Meshy's
   rigged GLB looks like), under an empty root node, with a childless empty node beside the armature;
   animations ``Strolling`` and ``Dance`` (location keys in centimetres)
-* ``scaled_anim.glb``: the same rig with only ``Running`` (an animation file for that rig)
+* ``scaled_character.glb``: the same rig without animation (Meshy's rigged character)
+* ``scaled_anim.glb`` and ``scaled_walk.glb``: the same rig with only ``Running`` or ``Strolling`` (animation
+  files for that rig)
 * ``yup_cm.fbx``: an FBX in centimetres with Y up (Mixamo-style), with ``Strolling``
 * ``normalized.glb``: the rig and mesh fitted into a 1-unit cube centred on the origin (Rodin, image3d.io),
   with ``Strolling``
@@ -140,7 +142,9 @@ STROLL = AnimSpec("Strolling", 1, 24)
 STROLL_DISTANCE = 1.2  # metres towards -Y per cycle
 PROVIDER_STYLE: dict[str, tuple[float, float, tuple[str, ...]]] = {
     "scaled_rig.glb": (100.0, 0.01, ("Strolling", "Dance")),
+    "scaled_character.glb": (100.0, 0.01, ()),
     "scaled_anim.glb": (100.0, 0.01, ("Running",)),
+    "scaled_walk.glb": (100.0, 0.01, ("Strolling",)),
     "yup_cm.fbx": (100.0, 1.0, ("Strolling",)),
     "normalized.glb": (0.0, 1.0, ("Strolling",)),  # 0: fitted into a unit cube
 }
@@ -616,7 +620,7 @@ def _provider_style(out_dir: Path, file_name: str) -> list[tuple[str, int, int]]
             track.mute = True
         _select_all(scene)
         bpy.context.view_layer.objects.active = arm
-        scene.frame_start, scene.frame_end = 1, max(_animation_spec(n).last for n in names)
+        scene.frame_start, scene.frame_end = 1, max((_animation_spec(n).last for n in names), default=1)
         if file_name.endswith(".fbx"):
             anim_data = arm.animation_data
             assert anim_data is not None
@@ -624,7 +628,7 @@ def _provider_style(out_dir: Path, file_name: str) -> list[tuple[str, int, int]]
             scene.unit_settings.scale_length = 0.01  # the file says centimetres
             _fbx_export(path, animation=True)
         else:
-            _gltf_export(path, animations=True, export_anim_single_armature=False)
+            _gltf_export(path, animations=bool(names), export_anim_single_armature=False)
     if file_name.endswith(".glb"):
         names = tuple(glb_animation_names(path))
     return [(n, _animation_spec(n).first, _animation_spec(n).last) for n in names]
