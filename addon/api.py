@@ -25,8 +25,8 @@ from .core.providers.base import Provider
 from .core.runner import InputFile
 
 __all__ = [
-    "JobInfo", "JobState", "add_animations", "cancel", "get", "import_result", "jobs", "recover", "retry", "submit",
-    "wait",
+    "JobInfo", "JobState", "add_animations", "cancel", "export", "get", "import_result", "jobs", "recover", "retry",
+    "submit", "wait",
 ]
 
 ImageArg = str | Path | bpy.types.Image
@@ -124,6 +124,18 @@ def add_animations(armature: Any, animations: Iterable[int | str], options: dict
     options = dict(options or {})
     _height, in_place = _scene_fit_options(options)
     return _jobs.submit_add_animations(obj, _animations(prov, animations), options=options, in_place=in_place).id
+
+
+def export(armature: Any, path: str | Path, preset: str = "godot") -> str:
+    """Write a character (an armature object or its name) for a game engine with every action as its own
+    animation: preset "unreal" (FBX), "unity" (FBX) or "godot" (GLB, also for the web). Returns the path
+    written (the preset's extension is added when missing)."""
+    from .blender import engine_export
+
+    obj = bpy.data.objects.get(armature) if isinstance(armature, str) else armature
+    if not isinstance(obj, bpy.types.Object):
+        raise InputError(f"{armature!r} is not an object in this file")
+    return str(engine_export.export(obj, path, preset))
 
 
 def _image_file(item: ImageArg) -> tuple[str, bytes]:
