@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +93,17 @@ def _curve_owners(action: bpy.types.Action) -> list[Any]:
     return [action]
 
 
+def _find_curves(owner: Any, paths: Iterable[str], indices: int = 3) -> Iterator[Any]:
+    """The F-curves of `owner` (an action or a channelbag) for `paths` x array indices: looked up in C with
+    fcurves.find, much faster than reading the data path of every curve of a large action."""
+    find = owner.fcurves.find
+    for path in paths:
+        for index in range(indices):
+            curve = find(path, index=index)
+            if curve is not None:
+                yield curve
+
+
 def drop_static_object_transforms(actions: Iterable[bpy.types.Action]) -> list[str]:
     """Remove object-level transform curves that hold one value (FBX files key the armature object's own
     transform on every frame): that transform is baked into the data now, the keys would undo it.
@@ -104,9 +115,7 @@ def drop_static_object_transforms(actions: Iterable[bpy.types.Action]) -> list[s
             continue
         seen.add(action.as_pointer())
         for owner in _curve_owners(action):
-            for curve in list(owner.fcurves):
-                if curve.data_path not in _OBJECT_TRANSFORMS:
-                    continue
+            for curve in list(_find_curves(owner, _OBJECT_TRANSFORMS, 4)):
                 count = len(curve.keyframe_points)
                 values = np.empty(count * 2, dtype=np.float64)
                 curve.keyframe_points.foreach_get("co", values)
@@ -124,8 +133,15 @@ def bone_of(curve: Any) -> str | None:
     return match.group(1).replace('\\"', '"') if match else None
 
 
-def scale_location_keys(actions: Iterable[bpy.types.Action], factor: float) -> None:
-    """Multiply every bone location key (values and handles) of `actions` by `factor`, each action once."""
+def location_paths(arm: bpy.types.Object) -> list[str]:
+    data = arm.data
+    assert isinstance(data, bpy.types.Armature)
+    return [f'pose.bones["{bpy.utils.escape_identifier(b.name)}"].location' for b in data.bones]
+
+
+def scale_location_keys(actions: Iterable[bpy.types.Action], factor: float, paths: Sequence[str]) -> None:
+    """Multiply the bone location keys (values and handles) of `actions` by `factor`, each action once.
+    `paths`: the location data paths of the armature's bones (location_paths)."""
     if abs(factor - 1.0) < 1e-9:
         return
     seen: set[int] = set()
@@ -133,19 +149,22 @@ def scale_location_keys(actions: Iterable[bpy.types.Action], factor: float) -> N
         if action.as_pointer() in seen:
             continue
         seen.add(action.as_pointer())
-        for curve in action_fcurves(action):
-            if bone_of(curve) is None:
-                continue
+        for curve in (c for owner in _curve_owners(action) for c in _find_curves(owner, paths)):
             points = curve.keyframe_points
             count = len(points)
             if not count:
                 continue
-            for prop in ("co", "handle_left", "handle_right"):
-                values = np.empty(count * 2, dtype=np.float32)
+            values = np.empty(count * 2, dtype=np.float32)
+            points.foreach_get("co", values)
+            if not values[1::2].any():
+                continue  # all zero (a child bone's sampled location): nothing to scale, handles are flat
+            values[1::2] *= factor
+            points.foreach_set("co", values)
+            for prop in ("handle_left", "handle_right"):  # same times, so the key order stays: no update()
                 points.foreach_get(prop, values)
                 values[1::2] *= factor
                 points.foreach_set(prop, values)
-            curve.update()
+        action.update_tag()  # foreach_set does not tell the depsgraph, whose copy of the action would stay old
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,6 +233,13 @@ def _helpers(objects: Sequence[bpy.types.Object], arm: bpy.types.Object | None) 
     return found
 
 
+def _depth(obj: bpy.types.Object) -> int:
+    depth, parent = 0, obj.parent
+    while parent is not None:
+        depth, parent = depth + 1, parent.parent
+    return depth
+
+
 def _kept_parent(obj: bpy.types.Object, removed: set[int]) -> bpy.types.Object | None:
     parent = obj.parent
     while parent is not None and parent.as_pointer() in removed:
@@ -262,6 +288,16 @@ def normalize(
     to_scene = (Matrix.Rotation(turn, 4, "Z") @ Matrix.Scale(k, 4)
                 @ Matrix.Translation((-float(anchor[0]), -float(anchor[1]), -float(anchor[2]))))
 
+    factor = 1.0
+    if armature is not None:
+        factor, uniform = uniform_scale(to_scene @ worlds[armature.as_pointer()])
+        if not uniform:
+            log.warning("%s had a non-uniform scale; its root motion is scaled by the mean", armature.name)
+        # Bone lengths first, in the file's units: the Edit Mode visit then evaluates the scene as imported,
+        # before the changes below make Blender rebuild its dependency graph.
+        if factor > 0:
+            _fix_bone_lengths(armature, delivered * k / factor, view_layer)
+
     done: set[int] = set()
     for obj in kept:
         bake = to_scene @ worlds[obj.as_pointer()]
@@ -274,34 +310,29 @@ def normalize(
                     data.flip_normals()
             elif hasattr(data, "transform"):  # armatures, curves...
                 data.transform(bake)
-    for obj in kept:
+    for obj in sorted(kept, key=_depth):  # parents first: matrix_world is then right without evaluating
         obj.parent = _kept_parent(obj, removed_ids)
         obj.matrix_parent_inverse = Matrix.Identity(4)
         obj.matrix_basis = Matrix.Identity(4)
+        obj.matrix_world = Matrix.Identity(4)
 
-    factor = 1.0
     if armature is not None:
-        factor, uniform = uniform_scale(to_scene @ worlds[armature.as_pointer()])
-        if not uniform:
-            log.warning("%s had a non-uniform scale; its root motion is scaled by the mean", armature.name)
-        scale_location_keys(actions, factor)
+        scale_location_keys(actions, factor, location_paths(armature))
         moving = drop_static_object_transforms(actions)
         if moving:
             log.warning("%s: the armature object itself is animated (%s); that motion is left unscaled",
                         armature.name, ", ".join(moving[:3]))
         armature[KEY_SCALE_PROP] = float(armature.get(KEY_SCALE_PROP, 1.0)) * factor
-        final_height = delivered * k
-        _fix_bone_lengths(armature, final_height, view_layer)
         armature.show_in_front = True
     removed = [h.name for h in helpers]
     if helpers:
         bpy.data.batch_remove(ids=list(helpers))
-    view_layer.update()
     return Normalized(height=delivered * k, factor=factor, removed=removed), kept
 
 
 def _fix_bone_lengths(arm: bpy.types.Object, height: float, view_layer: bpy.types.ViewLayer) -> None:
-    """Shorten bones longer than MAX_BONE_FRACTION of the height, keeping head, direction and roll."""
+    """Shorten bones longer than MAX_BONE_FRACTION of the height (in the armature's data units), keeping
+    head, direction and roll (so the rest matrices, and the animation, do not change)."""
     data = arm.data
     assert isinstance(data, bpy.types.Armature)
     if height <= 0:
@@ -347,7 +378,7 @@ def conform_action(target: bpy.types.Object, source: bpy.types.Object, action: b
     factor = here / there
     if abs(factor - 1.0) < 1e-4:
         return 1.0
-    scale_location_keys([action], factor)
+    scale_location_keys([action], factor, location_paths(target))
     return factor
 
 

@@ -114,6 +114,7 @@ def raw_import(path: Path, animations: list[tuple[str, Path]] | None = None
 def assert_right_in_scene(result: importer.ImportedCharacter, height: float) -> bpy.types.Object:
     """Unit scale, no helpers, the height asked for, on the ground at the cursor, facing -Y, sane bones."""
     objects = objects_of(result)
+    bpy.context.view_layer.update()
     assert sorted(o.type for o in objects) == ["ARMATURE", "MESH"], [o.name for o in objects]
     assert not [o for o in bpy.data.objects if o.type == "EMPTY"]
     for obj in objects:
