@@ -165,6 +165,10 @@ class MARIONETTE_PT_animations(_Panel):
         row.prop(lib, "search", text="", icon="VIEWZOOM")
         row.prop(lib, "category", text="")
         layout.template_list("MARIONETTE_UL_animations", "", lib, "items", lib, "index", rows=6)
+        active = lib.items[lib.index] if 0 <= lib.index < len(lib.items) else None
+        big = library.preview_icon(active.preview_url) if active is not None else 0
+        if big:  # the active animation's preview, larger
+            layout.template_icon(icon_value=big, scale=6.0)
         row = layout.row(align=True)
         op = row.operator("marionette.select_animations", text="Choose Shown")
         op.select = True
