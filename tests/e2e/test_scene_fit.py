@@ -278,3 +278,33 @@ def test_locomotion_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["Idle", "Dance", "Wave", "Jump", "Attack"])
 def test_not_locomotion_names(name: str) -> None:
     assert not normalize.is_locomotion(name)
+
+
+def test_known_front_is_turned_to_minus_y(files: dict[str, Path]) -> None:
+    """A character delivered looking along +Y (a provider whose convention says so) is turned to look -Y:
+    with facing="+Y" our -Y-facing test character ends up turned half way round."""
+    fresh_scene()
+    result = load(files["rigged.glb"], importer.SceneFit(facing="+Y"))
+    arm = armature(result)
+    bpy.context.view_layer.update()
+    foot = arm.data.bones["LeftFoot"]
+    toe, ankle = arm.matrix_world @ foot.tail_local, arm.matrix_world @ foot.head_local
+    assert toe.y > ankle.y + 0.02  # the toes point +Y now
+    hand = arm.matrix_world @ arm.data.bones["LeftHand"].head_local
+    assert hand.x < CURSOR[0]  # and its left hand is on the -X side
+    points = world_points(objects_of(result))
+    assert points[:, 2].min() == pytest.approx(CURSOR[2], abs=MM)
+
+
+def test_added_locomotion_gets_an_in_place_copy(files: dict[str, Path]) -> None:
+    fresh_scene()
+    result = load(files["scaled_rig.glb"], importer.SceneFit())
+    arm = armature(result)
+    added = importer.add_animations(arm.name, [("Walking", files["scaled_walk.glb"])], in_place=True)
+    assert added == ["Walking" + inplace.SUFFIX]
+    assert bpy.data.actions["Walking"].use_fake_user
+    hips = sorted(b.name for b in arm.data.bones).index("Hips")
+    looped = head_track(arm, "Walking" + inplace.SUFFIX)[:, hips]
+    assert np.abs(looped[-1] - looped[0]).max() < MM
+    travelling = head_track(arm, "Walking")[:, hips]
+    assert travelling[0, 1] - travelling[-1, 1] == pytest.approx(STROLL_DISTANCE, abs=MM)
