@@ -29,7 +29,9 @@ before ``import bpy``, ``install_and_enable``, ``MARIONETTE_MESHY_BASE_URL`` poi
 * done -> in scene: from the emulator marking a job's last task SUCCEEDED to the character in the
   scene, with the pump called at the interval it asks for (as Blender's timer does), minus a bare
   ``requests`` download of the same files plus a bare glTF import of each;
-* HTTP requests per job per minute while jobs wait in the queue (Marionette polls with backoff).
+* HTTP requests per job per minute while jobs wait in the queue (Marionette polls with backoff);
+* enable at start: what enabling Marionette adds to Blender's start, as a ratio to a bare ``import bpy``,
+  in Blender 4.5 LTS and 5.3 (fresh processes; ``scripts/bench_startup.py``).
 
 Timings that are compared (import, download) are the best of several alternating runs: other load on
 the machine only ever adds time. The pump percentiles cannot be cleaned that way; the header shows the
@@ -64,6 +66,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts import bench_startup  # noqa: E402
 from scripts.build import build, host_platform  # noqa: E402
 from tests.assets.cache import ensure_assets  # noqa: E402
 from tests.emulator import Emulator, bigfile  # noqa: E402
@@ -618,6 +621,23 @@ class Bench:
         meshy.pending_polls = 2
 
 
+def bench_startup_rows(zip_path: Path, runs: int) -> list[Row]:
+    """Enabling Marionette / a bare `import bpy`, in each tested Blender whose venv is set up."""
+    rows = []
+    for venv in (".venv-bpy45", ".venv-bpy53"):
+        python = ROOT / venv / "bin" / "python"
+        if not python.exists():
+            rows.append(Row(f"enable at start ({venv})", "not measured", f"<= {bench_startup.GOAL}", None,
+                            [f"bash scripts/setup.sh {venv.removeprefix('.venv-')} first"]))
+            continue
+        result = bench_startup.measure(str(python), zip_path, runs)
+        rows.append(Row(f"enable at start, Blender {result.blender}",
+                        f"{result.ratio:.3f} ({result.enable_seconds * 1000:.0f} ms vs import bpy "
+                        f"{result.bpy_seconds * 1000:.0f} ms)",
+                        f"<= {bench_startup.GOAL}", result.ratio <= bench_startup.GOAL))
+    return rows
+
+
 def print_table(rows: list[Row], header: str) -> None:
     width_metric = max(len(r.metric) for r in rows)
     width_measured = max(len(r.measured) for r in rows)
@@ -640,7 +660,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples: under a minute")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (printed at the end)")
     parser.add_argument("--only", default="", metavar="STEPS",
-                        help="comma-separated steps to run: pump, download, import, normalisation, latency")
+                        help="comma-separated steps to run: startup, pump, download, import, normalisation, latency")
+    parser.add_argument("--startup-only", action="store_true", help="only the enable-at-start rows")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
@@ -654,6 +675,14 @@ def main() -> int:
     log("test assets and the extension zip")
     assets = ensure_assets()
     zip_path = build(platforms=[host_platform()])[0]
+    wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+    startup_rows: list[Row] = []
+    if not wanted or "startup" in wanted:
+        log("enable at start (fresh Blender processes)")
+        startup_rows = bench_startup_rows(zip_path, runs=3 if args.quick else 7)
+    if args.startup_only:
+        print_table(startup_rows, f"enable at start; {time.monotonic() - started:.0f} s")
+        return 0
     import bpy
 
     log("characters with 1, 10 and 127 actions (bpy)")
@@ -677,14 +706,13 @@ def main() -> int:
                 ("normalisation", lambda: bench.bench_normalise(scaled_glbs)),
                 ("done -> in scene", bench.bench_latency),
             ]
-            wanted = {s.strip() for s in args.only.split(",") if s.strip()}
             keys = ("pump", "download", "import", "normalisation", "latency")
             for (label, step), key in zip(steps, keys, strict=True):
                 if wanted and key not in wanted:
                     continue
                 log(label)
                 step()
-            rows = bench.rows
+            rows = bench.rows + startup_rows
             blender_install.uninstall(module)
     finally:
         if args.keep:
@@ -692,7 +720,7 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    order = ["pump", "download", "peak memory", "import", "done", "HTTP"]
+    order = ["pump", "download", "peak memory", "import", "done", "HTTP", "enable"]
     rows.sort(key=lambda r: next(i for i, prefix in enumerate(order) if r.metric.startswith(prefix)))
     cpu = os.cpu_count() or 0
     load = f"load average {load_at_start:.2f} at start; " if load_at_start is not None else ""

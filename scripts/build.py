@@ -7,8 +7,9 @@ Usage::
 
 Steps:
 
-1. Download the bundled wheels (pydantic and its exact dependencies; ``pydantic_core`` per platform,
-   CPython 3.11) into ``.cache/wheels/`` with ``pip download``. Wheels already in the cache are reused.
+1. Download the bundled wheels (pydantic and its exact dependencies; ``pydantic_core`` per platform and
+   per CPython that Blender runs: 3.11 and 3.13) into ``.cache/wheels/`` with ``pip download``. Wheels
+   already in the cache are reused.
 2. Stage a clean package in ``build/stage/``: the contents of ``addon/`` at the root, the manifest with its
    ``wheels`` and ``platforms`` lists filled in for the platforms being built, and ``wheels/``.
 3. Run ``blender_ext.py build --split-platforms`` (one zip per platform), then ``blender_ext.py validate``
@@ -64,8 +65,10 @@ PLATFORM_PIP_TAGS: dict[str, str] = {
     "windows-x64": "win_amd64",
 }
 
-PYTHON_VERSION = "3.11"
-PYTHON_ABI = "cp311"
+# Every CPython the supported Blenders run: 3.11 (4.2 LTS to 5.0) and 3.13 (5.1 to 5.3). Each platform's zip
+# carries a binary wheel for each; Blender keeps the ones matching its own Python at install time, and
+# refuses to enable an extension whose binary wheels do not cover its Python.
+PYTHON_TARGETS: tuple[tuple[str, str], ...] = (("3.11", "cp311"), ("3.13", "cp313"))
 
 
 @dataclass(frozen=True)
@@ -227,26 +230,27 @@ def validate(zip_path: Path, tool: Path | None = None) -> str:
 # Wheels
 
 
-def _cached(pin: WheelPin, blender_platform: str | None, cache_dir: Path) -> Path | None:
+def _cached(pin: WheelPin, blender_platform: str | None, abi: str, cache_dir: Path) -> Path | None:
     for path in sorted(cache_dir.glob(f"{pin.name}-{pin.version}-*.whl")):
         platforms = wheel_blender_platforms(path.name)
         if not pin.binary and platforms is None:
             return path
-        abi = path.name.split("-")[-2]
-        if pin.binary and platforms is not None and blender_platform in platforms and PYTHON_ABI in abi:
+        python_tag = path.name.split("-")[-3]
+        if pin.binary and platforms is not None and blender_platform in platforms and python_tag == abi:
             return path
     return None
 
 
-def _pip_download(pin: WheelPin, pip_tag: str, cache_dir: Path) -> None:
+def _pip_download(pin: WheelPin, pip_tag: str, python: tuple[str, str], cache_dir: Path) -> None:
+    python_version, abi = python
     cmd = [
         sys.executable, "-m", "pip", "download",
         "--disable-pip-version-check",
         "--only-binary=:all:",
         "--no-deps",
-        "--python-version", PYTHON_VERSION,
+        "--python-version", python_version,
         "--implementation", "cp",
-        "--abi", PYTHON_ABI,
+        "--abi", abi,
         "--platform", pip_tag,
         "--dest", str(cache_dir),
         pin.requirement,
@@ -264,19 +268,22 @@ def fetch_wheels(platforms: Sequence[str], cache_dir: Path = WHEEL_CACHE_DIR) ->
     result: set[Path] = set()
     for pin in WHEELS:
         targets: list[str | None] = list(platforms) if pin.binary else [None]
+        pythons = PYTHON_TARGETS if pin.binary else PYTHON_TARGETS[:1]
         for blender_platform in targets:
-            found = _cached(pin, blender_platform, cache_dir)
-            if found is None:
-                pip_tag = PLATFORM_PIP_TAGS[blender_platform or host_platform_or_linux()]
-                print(f"downloading {pin.requirement} ({pip_tag if pin.binary else 'any'})", flush=True)
-                _pip_download(pin, pip_tag, cache_dir)
-                found = _cached(pin, blender_platform, cache_dir)
-            if found is None:
-                raise BuildError(
-                    f"no suitable wheel of {pin.requirement} for {blender_platform or 'any platform'} "
-                    f"in {cache_dir} after pip download (did the project publish one?)"
-                )
-            result.add(found)
+            for python in pythons:
+                found = _cached(pin, blender_platform, python[1], cache_dir)
+                if found is None:
+                    pip_tag = PLATFORM_PIP_TAGS[blender_platform or host_platform_or_linux()]
+                    label = f"{pip_tag}, {python[1]}" if pin.binary else "any"
+                    print(f"downloading {pin.requirement} ({label})", flush=True)
+                    _pip_download(pin, pip_tag, python, cache_dir)
+                    found = _cached(pin, blender_platform, python[1], cache_dir)
+                if found is None:
+                    raise BuildError(
+                        f"no suitable wheel of {pin.requirement} for {blender_platform or 'any platform'} "
+                        f"({python[1]}) in {cache_dir} after pip download (did the project publish one?)"
+                    )
+                result.add(found)
     return sorted(result)
 
 

@@ -97,4 +97,9 @@ def render(bpy, path: Path, armature_name: str | None) -> Path:  # type: ignore[
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # bpy as a module can crash (4.2) or hang (4.5) in its own exit-time cleanup: everything is written
+    # by now, so leave without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -43,7 +43,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial" "$work/apt/sources"
 # The mirror the system already uses (deb822 or one-line form), else Debian's own.
-mirror=$(grep -hoE 'https?://[^ ]+' /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null \
+mirror=$( { sed -nE 's/^\s*URIs:\s*(\S+).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null
+  sed -nE 's/^\s*deb\s+(\[[^]]*\]\s+)?(\S+).*/\2/p' /etc/apt/sources.list 2>/dev/null; } \
   | grep -v security | head -n 1 || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 cat >"$work/apt/sources/trixie.sources" <<EOF

@@ -9,7 +9,6 @@ from concurrent.futures import Future
 import bpy
 
 from ..core.errors import MarionetteError
-from ..core.http import ApiClient
 from . import session
 
 log = logging.getLogger(__name__)
@@ -28,6 +27,8 @@ def refresh(provider_id: str) -> None:
     future: Future[float | None] = Future()
 
     def work() -> None:
+        from ..core.http import ApiClient  # requests: loaded on first use
+
         client = ApiClient(config, auth_header=provider.auth_header, online_access=lambda: online,
                            timing=current.runner.timing)
         try:

@@ -139,12 +139,6 @@ def file_bytes(path: Path) -> tuple[str, bytes]:
 
 # -- selected mesh -> GLB ------------------------------------------------------------------------------
 
-FACINGS = (
-    ("-Y", "Front View (-Y)", "The character looks toward Blender's front view, -Y (most characters)"),
-    ("+Y", "Back (+Y)", "The character looks toward +Y"),
-    ("+X", "Right (+X)", "The character looks toward +X"),
-    ("-X", "Left (-X)", "The character looks toward -X"),
-)
 # Rotation about Z that turns the character's facing direction into -Y, which is glTF +Z: Meshy's front.
 FACING_ROTATION = {"-Y": 0.0, "+Y": math.pi, "+X": -math.pi / 2, "-X": math.pi / 2}
 

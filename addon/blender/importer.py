@@ -296,7 +296,9 @@ def _id_collection_names() -> tuple[str, ...]:
             continue
         fixed = prop.fixed_type
         rna_type = getattr(bpy.types, fixed.identifier, None) if fixed is not None else None
-        if isinstance(rna_type, type) and issubclass(rna_type, bpy.types.ID):
+        # A collection typed as the base ID (Blender 5.2's `all_ids`) holds the data-blocks of every other
+        # collection again: diffing it only costs time (the diff below dedupes anyway).
+        if isinstance(rna_type, type) and issubclass(rna_type, bpy.types.ID) and rna_type is not bpy.types.ID:
             names.append(prop.identifier)
     return tuple(names)
 
@@ -309,11 +311,16 @@ def _snapshot() -> Snapshot:
 
 
 def _created_since(before: Snapshot) -> list[bpy.types.ID]:
-    created: list[bpy.types.ID] = []
+    """Every data-block created since `before`, each once: a data-block reachable through two collections
+    (Blender 5.2+'s `all_ids` holds them all) must not be counted, turned or removed twice."""
+    created: dict[int, bpy.types.ID] = {}
     for name in _id_collection_names():
         known = before.get(name, set())
-        created.extend(id_ for id_ in getattr(bpy.data, name) if id_.as_pointer() not in known)
-    return created
+        for id_ in getattr(bpy.data, name):
+            pointer = id_.as_pointer()
+            if pointer not in known:
+                created.setdefault(pointer, id_)
+    return list(created.values())
 
 
 def _remove_ids(ids: Sequence[bpy.types.ID]) -> None:

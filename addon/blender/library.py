@@ -11,17 +11,23 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
 
-from ..core import catalog as core_catalog
 from ..core.errors import MarionetteError
-from ..core.models import AnimationChoice
-from ..core.motion_categories import motion_category
-from ..core.previews import PreviewFetcher
 from . import session, thumbnails
+from .lazy import lazy_import
+
+if TYPE_CHECKING:
+    from ..core import catalog as core_catalog
+    from ..core import models, motion_categories, previews
+else:  # loaded on first use, not when Marionette is enabled
+    core_catalog = lazy_import("..core.catalog", __package__)
+    models = lazy_import("..core.models", __package__)
+    motion_categories = lazy_import("..core.motion_categories", __package__)
+    previews = lazy_import("..core.previews", __package__)
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +93,15 @@ class MARIONETTE_UL_animations(bpy.types.UIList):
         return flags, []
 
 
-def _fetcher() -> PreviewFetcher:
-    fetcher: PreviewFetcher | None = _state["previews"]
+def _fetcher() -> previews.PreviewFetcher:
+    fetcher: previews.PreviewFetcher | None = _state["previews"]
     if fetcher is None:
 
         def arrived(_url: str) -> None:  # on the worker thread: a plain flag the pump reads
             _state["arrived"] = True
 
         # The worker reads online access from this dict (the pump copies it from bpy), never from bpy.
-        fetcher = PreviewFetcher(session.get().root / "previews", lambda: bool(_state["online"]), arrived)
+        fetcher = previews.PreviewFetcher(session.get().root / "previews", lambda: bool(_state["online"]), arrived)
         _state["previews"] = fetcher
     return fetcher
 
@@ -114,11 +120,11 @@ def library(context: bpy.types.Context | None = None) -> Any:
     return wm.marionette_library  # type: ignore[attr-defined]
 
 
-def chosen(context: bpy.types.Context | None = None) -> list[AnimationChoice]:
-    return [AnimationChoice(action_id=i.action_id, name=i.name) for i in library(context).items if i.selected]
+def chosen(context: bpy.types.Context | None = None) -> list[models.AnimationChoice]:
+    return [models.AnimationChoice(action_id=i.action_id, name=i.name) for i in library(context).items if i.selected]
 
 
-def lookup(name: str) -> AnimationChoice | None:
+def lookup(name: str) -> models.AnimationChoice | None:
     """An animation of the current list by name (case, spaces and underscores ignored)."""
     current = _current()
     if current is None:
@@ -128,7 +134,7 @@ def lookup(name: str) -> AnimationChoice | None:
         return text.lower().replace("_", "").replace(" ", "")
 
     entry = next((e for e in current.entries if norm(e.name) == norm(name)), None)
-    return AnimationChoice(action_id=entry.action_id, name=entry.name) if entry else None
+    return models.AnimationChoice(action_id=entry.action_id, name=entry.name) if entry else None
 
 
 def name_of(action_id: int) -> str | None:
@@ -243,12 +249,12 @@ def _builtin(provider_id: str, choices: Any) -> core_catalog.Catalog:
     catalog = core_catalog.builtin(choices)
     if provider_id == "claythis":  # Quaternius clip names say what they are
         for entry in catalog.entries:
-            entry.category = entry.category or motion_category(entry.name)
+            entry.category = entry.category or motion_categories.motion_category(entry.name)
     return catalog
 
 
 def reset() -> None:
-    fetcher: PreviewFetcher | None = _state["previews"]
+    fetcher: previews.PreviewFetcher | None = _state["previews"]
     if fetcher is not None:
         fetcher.stop()
     _state.update(catalogs={}, future=None, error=None, synced=None, previews=None, arrived=False)

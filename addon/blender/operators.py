@@ -15,12 +15,19 @@ import bpy
 from bpy.props import StringProperty
 
 from ..core.errors import MarionetteError
-from ..core.http import redact
-from ..core.runner import InputFile
-from . import jobs, library, session, settings, sources
+from . import library, session, settings
+from .lazy import lazy_import
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+    from ..core import http, runner
+    from . import jobs, sources
+else:  # loaded on first use, not when Marionette is enabled
+    http = lazy_import("..core.http", __package__)
+    runner = lazy_import("..core.runner", __package__)
+    jobs = lazy_import(".jobs", __package__)
+    sources = lazy_import(".sources", __package__)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,8 @@ def _run_and_report(op: bpy.types.Operator, action: Callable[[], Said]) -> set[O
         return {"CANCELLED"}
     except Exception as exc:  # a bug of ours: a clear message and the traceback in the log, not a dialog
         log.exception("%s failed", op.bl_idname)
-        text = f"Marionette could not do this ({exc.__class__.__name__}: {redact(str(exc))}); see the system console"
+        detail = http.redact(str(exc))
+        text = f"Marionette could not do this ({exc.__class__.__name__}: {detail}); see the system console"
         op.report({"ERROR"}, text)
         _tell_panel("ERROR", text)
         return {"CANCELLED"}
@@ -58,7 +66,7 @@ def _run_and_report(op: bpy.types.Operator, action: Callable[[], Said]) -> set[O
 
 
 def _tell_panel(level: str | None, message: str) -> None:
-    current = session.get_or_none()
+    current = session.active()
     if current is not None:
         current.panel_message = (level, message) if level else None
 
@@ -76,7 +84,7 @@ class MARIONETTE_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        current = session.get_or_none()
+        current = session.active()
         if current is None or getattr(context.scene, "marionette", None) is None:
             return False
         problem = current.problem(_settings(context).provider)
@@ -124,7 +132,7 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
                 images = sources.resolve_many(context, props)
             else:
                 images = [sources.resolve(context, props, filepath)]
-            files = [InputFile(name, data) for name, data in images]
+            files = [runner.InputFile(name, data) for name, data in images]
             job = jobs.submit(provider.id, kind="multi_image" if len(files) > 1 else "image",
                               name=props.job_name or Path(files[0].name).stem, files=files, rig=rig,
                               animations=animations, options=options, height=props.fit_height or None,
@@ -148,7 +156,7 @@ class MARIONETTE_OT_rig_selected_mesh(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        current = session.get_or_none()
+        current = session.active()
         if current is None or getattr(context.scene, "marionette", None) is None:
             return False
         if not context.selected_objects:
@@ -174,7 +182,7 @@ class MARIONETTE_OT_add_animations(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        current = session.get_or_none()
+        current = session.active()
         if current is None:
             return False
         if not jobs.rigged_by_marionette(context.active_object):
@@ -210,7 +218,7 @@ class MARIONETTE_OT_refresh_animation_library(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        current = session.get_or_none()
+        current = session.active()
         if current is None:
             return False
         cfg = current.config("meshy")
@@ -320,7 +328,7 @@ class MARIONETTE_OT_check_balance(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        current = session.get_or_none()
+        current = session.active()
         props = getattr(context.scene, "marionette", None)
         if current is None or props is None:
             return False
@@ -379,7 +387,7 @@ class _JobOperator(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return session.get_or_none() is not None
+        return session.active() is not None
 
     def run(self, context: bpy.types.Context) -> str:
         raise NotImplementedError
@@ -442,7 +450,7 @@ class MARIONETTE_OT_copy_task_id(_JobOperator):
 
 
 def _recover_providers(_self: Any, _context: Any) -> list[tuple[str, str, str]]:
-    current = session.get_or_none()
+    current = session.active()
     items = [(p.id, p.label, f"A {p.label} task id") for p in (current.providers.values() if current else ())
              if p.can_recover]
     _recover_providers.cache = items  # type: ignore[attr-defined]  # Blender needs the strings kept alive
@@ -463,7 +471,7 @@ class MARIONETTE_OT_recover_task(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return session.get_or_none() is not None
+        return session.active() is not None
 
     def invoke(self, context: bpy.types.Context, event: Any) -> set[OperatorReturnItems]:
         return context.window_manager.invoke_props_dialog(self)

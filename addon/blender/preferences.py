@@ -8,25 +8,24 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from ..core import config as core_config
-from ..core.config import env_name
-from ..core.providers import all_providers
+from ..core.declared import DEFAULT_MAX_DOWNLOAD_MB, DOWNLOAD_LIMIT_ENV, env_name
+from ..core.declared import providers as declared_providers
 from . import session
+
+# The key fields read and write the key file, so they load Marionette's core (first draw of the
+# preferences, a script setting a key); registering the class loads nothing.
 
 
 def _key_getter(provider_id: str) -> Any:
     def get(_self: Any) -> str:
-        current = session.get_or_none()
-        return current.keys.get(provider_id) if current else ""
+        return session.get().keys.get(provider_id)
 
     return get
 
 
 def _key_setter(provider_id: str) -> Any:
     def set_(_self: Any, value: str) -> None:
-        current = session.get_or_none()
-        if current:
-            current.keys.set(provider_id, value.strip())
+        session.get().keys.set(provider_id, value.strip())
 
     return set_
 
@@ -39,7 +38,7 @@ def _download_limit_changed(_self: Any, _context: Any) -> None:
 
 def _annotations() -> dict[str, Any]:
     ann: dict[str, Any] = {}
-    for provider in all_providers().values():
+    for provider in declared_providers().values():
         ann[f"{provider.id}_api_key"] = StringProperty(
             name=f"{provider.label} {provider.key_label}",
             description=f"Your {provider.label} {provider.key_label}. Kept in a private file in Marionette's "
@@ -62,8 +61,8 @@ def _annotations() -> dict[str, Any]:
     ann["max_download_mb"] = IntProperty(
         name="Download Limit (MB)",
         description="A result larger than this is refused rather than filling the disk. "
-                    f"{core_config.DOWNLOAD_LIMIT_ENV} overrides it",
-        default=core_config.DEFAULT_MAX_BYTES >> 20, min=1, soft_max=8192,
+                    f"{DOWNLOAD_LIMIT_ENV} overrides it",
+        default=DEFAULT_MAX_DOWNLOAD_MB, min=1, soft_max=8192,
         update=_download_limit_changed,
     )
     ann["auto_import"] = BoolProperty(
@@ -80,7 +79,7 @@ class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        for provider in all_providers().values():
+        for provider in declared_providers().values():
             box = layout.box()
             box.label(text=provider.label)
             box.prop(self, f"{provider.id}_api_key")
@@ -90,9 +89,29 @@ class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "max_download_mb")
         if not bpy.app.online_access:
             layout.label(text="Online access is off: only a local emulator can be used.", icon="INFO")
-        current = session.get_or_none()
+        tested, untested_note = support_text(tuple(bpy.app.version[:2]))
+        layout.label(text=tested, icon="CHECKMARK" if untested_note is None else "INFO")
+        if untested_note is not None:
+            layout.label(text=untested_note)
+        current = session.active()
         if current:
             layout.label(text=f"Jobs and downloads: {current.root}")
+
+
+# The Blender versions the test suite runs on (README: "Which Blender"). There is no upper cap: a newer
+# Blender still loads Marionette, and the preferences say it is untested there.
+TESTED_BLENDERS: tuple[tuple[int, int], ...] = ((4, 2), (4, 5), (5, 0), (5, 2), (5, 3))
+REPORT_HINT = "Untested here: if something fails, report it with your Blender version and the job's log"
+
+
+def support_text(version: tuple[int, ...]) -> tuple[str, str | None]:
+    """What the preferences say about the running Blender: the tested versions, and a note when this one
+    is not among them."""
+    names = ", ".join(f"{major}.{minor}" for major, minor in TESTED_BLENDERS)
+    tested = f"Tested with Blender {names}"
+    if tuple(version[:2]) in TESTED_BLENDERS:
+        return tested, None
+    return tested, f"Blender {version[0]}.{version[1]}: {REPORT_HINT}"
 
 
 classes = (MARIONETTE_AP_preferences,)

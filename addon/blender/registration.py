@@ -1,10 +1,13 @@
-"""Registers every Blender class of the extension and starts/stops the session and the pump."""
+"""Registers every Blender class of the extension and the pump; stops the session at unregister.
+
+Registering only registers: the modules imported here are light (their heavy parts load on first use, see
+lazy.py), and the session (core, journal, threads) starts on first use or at the pump's first tick."""
 
 from __future__ import annotations
 
 import bpy
 
-from . import account, engine_export, library, operators, preferences, session, settings, thumbnails, timer, ui
+from . import engine_export, library, operators, preferences, session, settings, thumbnails, timer, ui
 
 _classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *engine_export.classes,
             *ui.classes)
@@ -12,7 +15,7 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_cla
 
 
 def register() -> None:
-    session.start()
+    session.enable()
     _register_classes()
     settings.register_properties()
     library.register_properties()
@@ -29,4 +32,6 @@ def unregister() -> None:
     settings.unregister_properties()
     _unregister_classes()
     thumbnails.clear()
+    from . import account
+
     account.reset()

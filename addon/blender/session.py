@@ -1,6 +1,8 @@
 """The one Marionette session of this Blender process: journal, key file, runner, providers.
 
-Created at register, stopped at unregister. Main-thread code reaches it through `get()`.
+Created on first use (`get()`: the first draw of a panel that needs it, an operator, an `api` call, or the
+pump's first tick shortly after start), never at register, so that enabling Marionette loads neither
+pydantic nor requests, reads no journal and starts no thread. Stopped at unregister.
 """
 
 from __future__ import annotations
@@ -8,17 +10,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bpy
 
-from ..core import config as core_config
-from ..core.errors import ConfigError
-from ..core.http import ProviderConfig
-from ..core.providers import all_providers
-from ..core.providers.base import Provider
-from ..core.runner import JobRunner
-from ..core.secrets import KeyStore
-from ..core.store import JobStore
+if TYPE_CHECKING:
+    from ..core.http import ProviderConfig
+    from ..core.providers.base import Provider
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +26,13 @@ PACKAGE = __package__.rpartition(".")[0] if __package__ else "marionette"
 
 class Session:
     def __init__(self, root: Path) -> None:
+        # The core, loaded here on first use rather than at Blender's start.
+        from ..core import config as core_config
+        from ..core.providers import all_providers
+        from ..core.runner import JobRunner
+        from ..core.secrets import KeyStore
+        from ..core.store import JobStore
+
         self.root = root
         self.providers: dict[str, Provider] = all_providers()
         self.store = JobStore(root)
@@ -47,6 +52,9 @@ class Session:
     def apply_download_limit(self) -> str | None:
         """Hand the preference's (or the environment's) download limit to the runner; the problem, if the
         environment's value is not valid (the limit then stays as it was)."""
+        from ..core import config as core_config
+        from ..core.errors import ConfigError
+
         prefs = self.preferences()
         try:
             self.runner.max_download_bytes = core_config.download_limit(getattr(prefs, "max_download_mb", None))
@@ -56,12 +64,16 @@ class Session:
 
     def config(self, provider_id: str) -> ProviderConfig:
         """Key and base URL from the preferences and the environment. Main thread only."""
+        from ..core import config as core_config
+
         provider = self.providers[provider_id]
         prefs = self.preferences()
         base = getattr(prefs, f"{provider_id}_base_url", "") if prefs else ""
         return core_config.resolve(provider, self.keys.get(provider_id), base)
 
     def problem(self, provider_id: str) -> str | None:
+        from ..core import config as core_config
+
         provider = self.providers[provider_id]
         try:
             cfg = self.config(provider_id)
@@ -110,17 +122,35 @@ def start() -> Session:
 
 
 def get() -> Session:
-    if _session is None:
+    """The session, started on first use."""
+    if not _enabled:
         raise RuntimeError("Marionette is not enabled")
-    return _session
+    return start()
+
+
+def active() -> Session | None:
+    """The session while Marionette is enabled, started on first use; None once it is disabled (drawing
+    and poll functions use this: their first call loads the core)."""
+    return start() if _enabled else None
 
 
 def get_or_none() -> Session | None:
+    """The session if something has started it already; never starts it (for cheap looks)."""
     return _session
 
 
+# Set by register/unregister: a session may start only while the add-on is enabled.
+_enabled = False
+
+
+def enable() -> None:
+    global _enabled
+    _enabled = True
+
+
 def stop() -> None:
-    global _session
+    global _session, _enabled
+    _enabled = False
     if _session is not None:
         _session.stop()
         _session = None

@@ -1,9 +1,10 @@
 """What the artist sets in the panel, saved with the scene (never any key). Provider options are
-generated from each provider's declared OptionSpecs, so the panel needs no per-provider code."""
+generated from each provider's declared options, so the panel needs no per-provider code. They come from
+the light declarations (core.declared): registering imports neither pydantic nor requests."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.props import (
@@ -15,9 +16,11 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..core.providers import all_providers
-from ..core.providers.base import OptionSpec, Provider
-from .exporter import FACINGS
+from ..core.declared import DeclaredOption, DeclaredProvider
+from ..core.declared import providers as declared_providers
+
+if TYPE_CHECKING:
+    from ..core.providers.base import Provider
 
 SOURCES = (
     ("AUTO", "Automatic", "The selected reference image, else the Image Editor's image, else the file below"),
@@ -27,7 +30,15 @@ SOURCES = (
 )
 
 
-def _prop_for(spec: OptionSpec) -> Any:
+FACINGS = (
+    ("-Y", "Front View (-Y)", "The character looks toward Blender's front view, -Y (most characters)"),
+    ("+Y", "Back (+Y)", "The character looks toward +Y"),
+    ("+X", "Right (+X)", "The character looks toward +X"),
+    ("-X", "Left (-X)", "The character looks toward -X"),
+)
+
+
+def _prop_for(spec: DeclaredOption) -> Any:
     name, desc = spec.label, spec.description
     if spec.kind == "bool":
         return BoolProperty(name=name, description=desc, default=bool(spec.default))
@@ -42,7 +53,7 @@ def _prop_for(spec: OptionSpec) -> Any:
     return StringProperty(name=name, description=desc, default=str(spec.default))
 
 
-def _options_group(provider: Provider) -> type[bpy.types.PropertyGroup]:
+def _options_group(provider: DeclaredProvider) -> type[bpy.types.PropertyGroup]:
     return type(
         f"MARIONETTE_PG_{provider.id}_options",
         (bpy.types.PropertyGroup,),
@@ -67,7 +78,7 @@ def _input_items(self: Any, _context: Any) -> list[tuple[str, str, str, str, int
     return items
 
 
-PROVIDERS = all_providers()
+PROVIDERS = declared_providers()
 OPTION_GROUPS = {pid: _options_group(p) for pid, p in PROVIDERS.items()}
 
 

@@ -24,9 +24,13 @@ IDLE_INTERVAL = 1.0
 
 
 def pump() -> float | None:
-    """One tick. Never raises: Blender drops a timer that raises, and with it every later import."""
-    current = session.get_or_none()
-    if current is None:
+    """One tick. Never raises: Blender drops a timer that raises, and with it every later import.
+
+    The first tick (shortly after Blender has started, never during its start) starts the session:
+    that loads the core, reads the journal and resumes the jobs left running at the last quit."""
+    try:
+        current = session.get()
+    except RuntimeError:  # Marionette was disabled
         return None
     try:
         return _tick(current)
@@ -88,9 +92,14 @@ def _redraw() -> None:
                 area.tag_redraw()
 
 
+# The first tick waits this long, so that the session (core, journal, resumed jobs) starts once Blender is
+# up, not while it starts.
+FIRST_TICK_DELAY = 1.0
+
+
 def ensure_running() -> None:
     if not bpy.app.timers.is_registered(pump):
-        bpy.app.timers.register(pump, first_interval=0.05, persistent=True)
+        bpy.app.timers.register(pump, first_interval=FIRST_TICK_DELAY, persistent=True)
 
 
 def stop() -> None:

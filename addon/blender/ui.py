@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from ..core.models import Job, JobState
-from ..core.providers.base import OptionSpec, Provider
-from . import account, jobs, library, session, settings, sources, thumbnails
+from . import library, session, settings, thumbnails
+from .lazy import lazy_import
 
+if TYPE_CHECKING:
+    from ..core import models
+    from ..core.models import Job
+    from ..core.providers.base import OptionSpec, Provider
+    from . import account, jobs, sources
+else:  # loaded by the first draw, not when Marionette is enabled
+    models = lazy_import("..core.models", __package__)
+    account = lazy_import(".account", __package__)
+    jobs = lazy_import(".jobs", __package__)
+    sources = lazy_import(".sources", __package__)
+
+# By JobState value (a str enum), so that drawing needs no import until a job is shown.
 STATE_ICONS = {
-    JobState.PENDING: "TIME",
-    JobState.RUNNING: "PLAY",
-    JobState.SUCCEEDED: "CHECKMARK",
-    JobState.FAILED: "ERROR",
-    JobState.CANCELED: "CANCEL",
+    "PENDING": "TIME",
+    "RUNNING": "PLAY",
+    "SUCCEEDED": "CHECKMARK",
+    "FAILED": "ERROR",
+    "CANCELED": "CANCEL",
 }
 MAX_JOBS_SHOWN = 12
 
@@ -32,7 +43,7 @@ class MARIONETTE_PT_main(_Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        current = session.get_or_none()
+        current = session.active()
         props = getattr(context.scene, "marionette", None)
         if current is None or props is None:
             layout.label(text="Marionette is not enabled", icon="ERROR")
@@ -152,7 +163,7 @@ class MARIONETTE_PT_animations(_Panel):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         props = getattr(context.scene, "marionette", None)
-        current = session.get_or_none()
+        current = session.active()
         if not (props and current):
             return False
         provider = current.providers[props.provider]
@@ -210,7 +221,7 @@ class MARIONETTE_PT_jobs(_Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        current = session.get_or_none()
+        current = session.active()
         if current is None:
             return
         layout.operator("marionette.recover_task", icon="URL")
@@ -238,7 +249,7 @@ def _draw_job(box: Any, job: Job) -> None:
     if job.state.active:
         _job_button(row, "marionette.cancel_job", "X", job.id)
     else:
-        if job.state in (JobState.FAILED, JobState.CANCELED):
+        if job.state in (models.JobState.FAILED, models.JobState.CANCELED):
             _job_button(row, "marionette.retry_job", "FILE_REFRESH", job.id)
         _job_button(row, "marionette.open_job_folder", "FILE_FOLDER", job.id)
         _job_button(row, "marionette.forget_job", "TRASH", job.id)
@@ -263,7 +274,7 @@ def _draw_job(box: Any, job: Job) -> None:
             op.image, op.target = name, "REFERENCE"
             op = row.operator("marionette.use_image", text="", icon="CAMERA_DATA")
             op.image, op.target = name, "CAMERA"
-    if job.state is JobState.SUCCEEDED:
+    if job.state is models.JobState.SUCCEEDED:
         text = "Import Again" if job.imported else "Import"
         op = col.operator("marionette.import_job", text=text, icon="IMPORT")
         op.job_id = job.id

@@ -4,7 +4,8 @@
 (``rigged.glb``, ``walking.glb``, ``multi.glb``, ``sample.png``, ``manifest.json``...), plus the asset
 kinds the provider emulator looks up (``model``, ``rigged``, ``rigged_fbx``, ``walking``, ``running``,
 ``animation``: see :data:`EMULATOR_KINDS`) as aliases of the same paths. The files live in
-``~/.cache/marionette/assets/<bpy version>/`` (``$MARIONETTE_CACHE/assets``) (or ``<cache_root>/<bpy version>/``) and are rebuilt only when
+``~/.cache/marionette/assets/<bpy version>/`` (``$MARIONETTE_CACHE/assets``; or
+``<cache_root>/<bpy version>/``) and are rebuilt only when
 ``build_character.py`` changes: a stamp file records a hash of it.
 
 The build always runs in a subprocess (``build_character.py`` resets Blender to an empty scene), with

@@ -104,11 +104,14 @@ def test_manifest_wheels_match_the_build_pins() -> None:
     for pin in build_script.WHEELS:
         mine = [w for w in wheels if w.startswith(f"{pin.name}-{pin.version}-")]
         if pin.binary:
-            covered: set[str] = set()
-            for wheel in mine:
-                assert "-cp311-" in wheel
-                covered |= build_script.wheel_blender_platforms(wheel) or set()
-            assert covered >= ALL_PLATFORMS, f"{pin.name}: no wheel for {ALL_PLATFORMS - covered}"
+            # Blender 4.2-5.0 run CPython 3.11, 5.1-5.3 run 3.13: every platform needs a wheel for each.
+            for abi in ("cp311", "cp313"):
+                covered: set[str] = set()
+                for wheel in mine:
+                    if f"-{abi}-{abi}-" in wheel:
+                        covered |= build_script.wheel_blender_platforms(wheel) or set()
+                assert covered >= ALL_PLATFORMS, f"{pin.name}: no {abi} wheel for {ALL_PLATFORMS - covered}"
+            assert all(re.search(r"-cp31[13]-cp31[13]-", w) for w in mine), mine
         else:
             assert len(mine) == 1 and mine[0].endswith("-none-any.whl"), f"{pin.requirement}: {mine}"
     pinned = {(p.name, p.version) for p in build_script.WHEELS}
@@ -207,7 +210,11 @@ def run_in_blender(zip_path: str, user_dir: str) -> dict[str, Any]:
     import bpy
 
     addon_utils = importlib.import_module("addon_utils")  # on sys.path only once bpy is imported
-    facts: dict[str, Any] = {"blender": bpy.app.version_string, "online_access": bool(bpy.app.online_access)}
+    facts: dict[str, Any] = {
+        "blender": bpy.app.version_string,
+        "online_access": bool(bpy.app.online_access),
+        "python": f"cp{sys.version_info.major}{sys.version_info.minor}",
+    }
     module = bi.install_and_enable(Path(zip_path))
     facts["module"] = module
     facts["enabled"] = module in bi.enabled_addons()
@@ -234,6 +241,13 @@ def run_in_blender(zip_path: str, user_dir: str) -> dict[str, Any]:
     facts["typing_extensions_version"] = next(iter(te_dists)).version
     facts["site_packages"] = str(bi.extensions_site_packages())
     facts["site_packages_listing"] = sorted(os.listdir(bi.extensions_site_packages()))
+    # The compiled modules Blender unpacked from the zip's wheels (it keeps only those for its own Python).
+    facts["compiled_modules"] = sorted(
+        path.name for path in bi.extensions_site_packages().rglob("*") if path.suffix in (".so", ".pyd")
+    )
+    facts["wheels_in_package"] = sorted(
+        path.name for path in (Path(str(imported.__file__)).parent / "wheels").glob("*.whl")
+    )
 
     bi.uninstall(module)
     facts["enabled_after_uninstall"] = module in bi.enabled_addons()
@@ -282,6 +296,14 @@ def test_install_enable_and_disable_in_blender(built_zip: Path, python: str, tmp
     assert Path(facts["pydantic_file"]).is_relative_to(site_packages), "pydantic must come from the wheels"
     assert Path(facts["pydantic_core_file"]).is_relative_to(site_packages)
     assert facts["probe"] == 3
+    # The wheels Blender kept are the ones for its own Python: the zip carries cp311 and cp313 side by side.
+    python_tag = facts["python"]  # "cp311" or "cp313"
+    assert facts["compiled_modules"], "pydantic_core's compiled module was not unpacked"
+    for compiled in facts["compiled_modules"]:
+        assert f"cpython-{python_tag[2:]}" in compiled, f"{compiled} is not for {python_tag}"
+    # ... while the package carries both, so the check above is a real choice made by Blender.
+    binary = [w for w in facts["wheels_in_package"] if w.startswith("pydantic_core-")]
+    assert {"cp311", "cp313"} <= {w.split("-")[2] for w in binary}, binary
     assert {"pydantic", "pydantic_core", "annotated_types", "typing_inspection"} <= set(facts["site_packages_listing"])
     te_version = tuple(int(p) for p in facts["typing_extensions_version"].split(".")[:3])
     assert te_version >= (4, 12, 2), "pydantic 2.11 needs typing_extensions>=4.12.2"
