@@ -139,9 +139,13 @@ def location_paths(arm: bpy.types.Object) -> list[str]:
     return [f'pose.bones["{bpy.utils.escape_identifier(b.name)}"].location' for b in data.bones]
 
 
-def scale_location_keys(actions: Iterable[bpy.types.Action], factor: float, paths: Sequence[str]) -> None:
+def scale_location_keys(actions: Iterable[bpy.types.Action], factor: float, paths: Sequence[str],
+                        negligible: float = 0.0) -> None:
     """Multiply the bone location keys (values and handles) of `actions` by `factor`, each action once.
-    `paths`: the location data paths of the armature's bones (location_paths)."""
+    `paths`: the location data paths of the armature's bones (location_paths). A curve whose keys would
+    move by at most `negligible` (new units) is left alone: sampled files key every bone's location, and
+    all but the root's are float noise around zero (thousands of curves in a 127-animation file)."""
+    limit = negligible / abs(1.0 - factor) if factor != 1.0 else float("inf")
     if abs(factor - 1.0) < 1e-9:
         return
     seen: set[int] = set()
@@ -154,10 +158,12 @@ def scale_location_keys(actions: Iterable[bpy.types.Action], factor: float, path
             count = len(points)
             if not count:
                 continue
-            values = np.empty(count * 2, dtype=np.float32)
-            points.foreach_get("co", values)
-            if not values[1::2].any():
-                continue  # all zero (a child bone's sampled location): nothing to scale, handles are flat
+            co = [0.0] * (count * 2)  # a list: most curves hold 2 keys, where numpy's overhead dominates
+            points.foreach_get("co", co)
+            ys = co[1::2]
+            if max(ys) <= limit and min(ys) >= -limit:
+                continue  # zero or noise (a child bone's sampled location): scaling would not show
+            values = np.array(co, dtype=np.float64)
             values[1::2] *= factor
             points.foreach_set("co", values)
             for prop in ("handle_left", "handle_right"):  # same times, so the key order stays: no update()
@@ -317,7 +323,8 @@ def normalize(
         obj.matrix_world = Matrix.Identity(4)
 
     if armature is not None:
-        scale_location_keys(actions, factor, location_paths(armature))
+        # Keys left unscaled move by at most 10 micrometres per metre of character.
+        scale_location_keys(actions, factor, location_paths(armature), negligible=1e-5 * delivered * k)
         moving = drop_static_object_transforms(actions)
         if moving:
             log.warning("%s: the armature object itself is animated (%s); that motion is left unscaled",
@@ -378,7 +385,7 @@ def conform_action(target: bpy.types.Object, source: bpy.types.Object, action: b
     factor = here / there
     if abs(factor - 1.0) < 1e-4:
         return 1.0
-    scale_location_keys([action], factor, location_paths(target))
+    scale_location_keys([action], factor, location_paths(target), negligible=1e-5 * here)
     return factor
 
 
