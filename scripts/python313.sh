@@ -4,8 +4,9 @@
 #   2. one already built by this script (cached in $MARIONETTE_CACHE/python3.13);
 #   3. a pyenv or system python3.13 that runs and has ssl, sqlite3, ctypes, venv and ensurepip;
 #   4. Debian 13 or later: apt-get install python3.13 python3.13-venv;
-#   5. Debian 12: Debian 13's own python3.13 source package, built into the cache (about 3 minutes),
-#      fetched through a private apt state so the system's apt sources are never touched.
+#   5. Debian 12: Debian 13's own python3.13 source package (upstream source and Debian's upstream fixes),
+#      built into the cache (about 3 minutes), fetched through a private apt state so the system's apt
+#      sources are never touched.
 # Everything it says goes to stderr; stdout is the path alone. Exits non-zero when nothing works.
 set -euo pipefail
 CACHE=${MARIONETTE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/marionette}
@@ -14,7 +15,7 @@ PREFIX="$CACHE/python3.13"
 works() {  # python: runs, and has what venv + pip + requests + bpy need
   [ -n "$1" ] && [ -x "$1" ] || return 1
   "$1" -c 'import sys, ssl, sqlite3, ctypes, venv, ensurepip, lzma, bz2, zlib
-assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1
+assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && "$1" -m ensurepip --version >/dev/null 2>&1
 }
 found() { echo "$1"; exit 0; }
 say() { echo "python3.13: $*" >&2; }
@@ -67,6 +68,10 @@ tar -xf "$(ls "$work"/python3.13_*.debian.tar.xz | head -n 1)" -C "$src"
   cd "$src"
   if [ -f debian/patches/series ]; then
     grep -vE '^\s*(#|$)' debian/patches/series | while read -r p _; do
+      # The upstream fixes (*.patch: security and crash fixes) are what is wanted; Debian's packaging
+      # changes (*.diff: install layout, multiarch, ensurepip disabled since pip comes from apt there)
+      # would leave a Python that cannot make a venv with pip.
+      case "$p" in *.patch) ;; *) continue ;; esac
       patch -p1 -s <"debian/patches/$p" >&2 || say "patch $p did not apply; building without it"
     done
   fi

@@ -19,7 +19,7 @@ from mathutils import Matrix
 
 from ..core import png
 from ..core.errors import InputError
-from ..core.formats import sniff_bytes
+from ..core.formats import PNG_MAGIC, sniff_bytes
 from ..core.runner import image_size
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,10 @@ def export_meshes(context: bpy.types.Context, objects: list[bpy.types.Object], f
                 obj.select_set(True)
         context.view_layer.objects.active = active
     _name, texture = image_bytes(image)
+    if not texture.startswith(PNG_MAGIC):
+        # Meshy's rigging takes texture_image_url as PNG only ("We currently support .png formats",
+        # seed 002): a JPEG base colour is converted, the artist's image untouched.
+        texture = pixels_to_png(image)
     return MeshExport(glb=glb, texture=texture, height=height, faces=faces,
                       location=(origin.x, origin.y, origin.z), rotation_z=angle)
 

@@ -83,6 +83,11 @@ class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
             box = layout.box()
             box.label(text=provider.label)
             box.prop(self, f"{provider.id}_api_key")
+            current_session = session.active()
+            status = (current_session.providers[provider.id].key_status(current_session.config(provider.id).api_key)
+                      if current_session else None)
+            if status:  # e.g. how long image3d.io's ID token has left
+                box.label(text=status, icon="TIME")
             box.prop(self, f"{provider.id}_base_url")
         layout.prop(self, "auto_import")
         layout.prop(self, "mark_as_asset")

@@ -38,6 +38,10 @@ class Session:
         self.store = JobStore(root)
         self.keys = KeyStore(root / "keys.json")
         self.runner = JobRunner(self.store, self.providers, core_config.timing_from_env())
+        # Worker threads read a key saved after their job started (KeyStore is thread-safe; the
+        # environment's key still wins): a job waiting for a fresh image3d.io ID token goes on by itself.
+        self.runner.key_source = lambda provider_id: core_config.resolve(
+            self.providers[provider_id], self.keys.get(provider_id), "").api_key
         # Jobs submitted in this Blender session are imported when done; older ones are offered.
         self.auto_import: set[str] = set()
         self.resumed = False

@@ -85,8 +85,13 @@ class MARIONETTE_PT_main(_Panel):
         problem = current.problem(provider.id)
         if problem:
             layout.label(text=problem, icon="ERROR")
+        if status := provider.key_status(current.config(provider.id).api_key):
+            layout.label(text=status, icon="TIME")
+        cost_text, added = _estimate(context, props, provider, kind)
         row = layout.row(align=True)
-        row.label(text=_cost_text(context, props, provider, kind))
+        row.label(text=cost_text)
+        for step in added:  # what Marionette adds on its own, and what it costs
+            _wrapped(layout.column(), step, "INFO")
         op = row.operator("marionette.check_balance", text="", icon="FUND")
         op.provider = provider.id
         if (balance := account.text(provider.id)) is not None:
@@ -106,8 +111,9 @@ class MARIONETTE_PT_main(_Panel):
             row.operator("marionette.dismiss_message", text="", icon="X", emboss=False)
 
 
-def _cost_text(context: bpy.types.Context, props: Any, provider: Provider, kind: str) -> str:
-    """What the request would cost, from the provider's documented prices."""
+def _estimate(context: bpy.types.Context, props: Any, provider: Provider, kind: str) -> tuple[str, list[str]]:
+    """(what the request would cost, from the provider's documented prices; the steps Marionette adds to
+    it on its own, with their cost)."""
     from ..core.models import GenerationRequest
     from .operators import wants_rig
 
@@ -117,9 +123,12 @@ def _cost_text(context: bpy.types.Context, props: Any, provider: Provider, kind:
         request = GenerationRequest(provider=provider.id, kind=kind, name="estimate",  # type: ignore[arg-type]
                                     rig=rig, animations=library.chosen(context) if rig else [], options=options)
         cost = provider.cost(request)
+        added = provider.added_steps(request)
     except Exception:  # an option being edited may be invalid for a moment
-        return "Cost: check the options"
-    return f"Costs about {cost:g} credits" if cost is not None else f"{provider.label} publishes no prices"
+        return "Cost: check the options", []
+    if cost is None:
+        return f"{provider.label} publishes no prices", added
+    return f"Costs about {cost:g} credits", added
 
 
 def _draw_views(layout: Any, context: bpy.types.Context, props: Any) -> None:

@@ -10,20 +10,19 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
-import requests
 from pydantic import BaseModel, Field, ValidationError
 
-from . import netpolicy
 from .errors import ProviderError, TransientError
-from .http import USER_AGENT
+from .http import ApiClient, ProviderConfig, Timing
 from .models import AnimationChoice
 
 log = logging.getLogger(__name__)
 
 CATALOG_PATH = "/web/public/animations/resources"
 CREDITS_PER_ANIMATION = 3
+# The library is a JSON list of a few hundred entries (well under 1 MB); a larger answer is refused.
+MAX_CATALOG_BYTES = 8 << 20
 
 
 class CatalogEntry(BaseModel):
@@ -101,23 +100,43 @@ class CatalogCache:
         os.replace(tmp, self.path)
 
     def fetch(self, base_url: str, *, online_access: bool, timeout: float = 30.0) -> Catalog:
-        """Download the library (blocking: call it from a worker thread) and cache it."""
-        url = urljoin(base_url.rstrip("/") + "/", CATALOG_PATH.lstrip("/"))
-        netpolicy.check_allowed(url, online_access)
+        """Download the library (blocking: call it from a worker thread) and cache it. It goes through
+        Marionette's HTTP client like every other request: the network policy (online access), no
+        redirects followed, the size limit. The library needs no key, so none is sent."""
+        client = ApiClient(ProviderConfig(base_url=base_url), auth_header=lambda _key: {},
+                           online_access=lambda: online_access, timing=Timing(read_timeout=timeout))
         try:
-            response = requests.get(url, headers={"User-Agent": USER_AGENT}, timeout=(10, timeout))
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransientError(f"Could not reach Meshy's animation library: {exc.__class__.__name__}") from exc
-        if response.status_code != 200:
-            raise ProviderError(f"Meshy's animation library answered HTTP {response.status_code}",
-                                status=response.status_code)
-        try:
-            entries = parse(response.json())
-        except json.JSONDecodeError as exc:
-            raise ProviderError("Meshy's animation library did not answer with JSON") from exc
-        catalog = Catalog(fetched_at=time.time(), source=url, entries=entries)
+            entries = fetch_entries(client)
+        finally:
+            client.close()
+        catalog = Catalog(fetched_at=time.time(), source=client.url(CATALOG_PATH), entries=entries)
         self.save(catalog)
         return catalog
+
+
+def fetch_entries(client: ApiClient, max_bytes: int | None = None) -> list[CatalogEntry]:
+    """The library's entries, read with `client` (its policy: online access, no redirects), at most
+    `max_bytes` of body (MAX_CATALOG_BYTES by default)."""
+    max_bytes = MAX_CATALOG_BYTES if max_bytes is None else max_bytes
+    response = client.request("GET", CATALOG_PATH, stream=True)
+    try:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise ProviderError(f"Meshy's animation library is larger than {max_bytes >> 20} MB: refused")
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(64 << 10):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise ProviderError(f"Meshy's animation library is larger than {max_bytes >> 20} MB: refused")
+        except OSError as exc:  # requests' connection errors are OSErrors
+            raise TransientError(f"The animation library's answer was cut off ({exc.__class__.__name__})") from exc
+    finally:
+        response.close()
+    try:
+        return parse(json.loads(bytes(body).decode("utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProviderError("Meshy's animation library did not answer with JSON") from exc
 
 
 def cost(count: int) -> int:

@@ -65,6 +65,17 @@ FIND_ATTEMPTS = 3
 Finder = Callable[[float], str | None]
 
 
+class CreateServerError(TransientError):
+    """A create request answered 5xx. No provider document says such a task was not created, so it is
+    treated as an answer that may have made the task (status None: with_retries does not repeat it):
+    looked up where the provider lists its tasks, else not sent again on Marionette's own, unless the
+    provider's document says to retry (Provider.create_retries_server_errors)."""
+
+    def __init__(self, message: str, server_status: int) -> None:
+        super().__init__(message)
+        self.server_status = server_status
+
+
 @dataclass(frozen=True)
 class InputFile:
     name: str
@@ -134,19 +145,41 @@ class JobContext:
                 return found
             if task.status is TaskStatus.SUBMITTING:
                 raise self._interrupted(label, searched=find is not None)
-        try:
-            remote_id = with_retries(self._attempt(key, label, create), pacer=self.pacer, timing=self.timing,
-                                     notice=self.notice, repeatable=False,
-                                     queued=lambda waiting: self._queued(label, waiting))
-        except TransientError as exc:
-            if exc.status is not None or isinstance(exc, ConnectFailed):  # answered "no", or never sent
-                raise
-            log.warning("job %s: the %s create request may have reached %s: %s", self.job_id, key,
-                        self.provider.label, exc)
-            sent_at = (self.job().task(key) or RemoteTask(key=key, label=label)).submitted_at or time.time()
-            if find is not None and (found := self._find(key, label, find, sent_at, attempts=FIND_ATTEMPTS)):
-                return found
-            raise self._interrupted(label, searched=find is not None) from exc
+        resent = 0
+        while True:
+            try:
+                remote_id = with_retries(self._attempt(key, label, create), pacer=self.pacer, timing=self.timing,
+                                         notice=self.notice, repeatable=False,
+                                         queued=lambda waiting: self._queued(label, waiting))
+                break
+            except CreateServerError as exc:
+                # The provider answered 5xx: the task may exist all the same. Look where it can be looked
+                # up (and send again only when it is not there); elsewhere stop and say so.
+                log.warning("job %s: the %s create request was answered %d by %s", self.job_id, key,
+                            exc.server_status, self.provider.label)
+                sent_at = (self.job().task(key) or RemoteTask(key=key, label=label)).submitted_at or time.time()
+                if find is None:
+                    raise self._interrupted(label, searched=False, answered=exc.server_status) from exc
+                if found := self._find(key, label, find, sent_at, attempts=FIND_ATTEMPTS):
+                    return found
+                resent += 1
+                if resent > self.timing.max_transient_retries:
+                    raise self._interrupted(label, searched=True, answered=exc.server_status) from exc
+                self._task_status(key, TaskStatus.NEW, sent=False)  # looked: not made, so it is sent again
+                wait = min(self.timing.retry_max, self.timing.retry_base * (2 ** resent))
+                self.notice(f"{self.provider.label} answered the {label.lower()} request with a server error "
+                            f"({exc.server_status}) and its task list does not show the task: sending it again "
+                            f"in {wait:.0f} s")
+                self.pacer.sleep(wait)
+            except TransientError as exc:
+                if exc.status is not None or isinstance(exc, ConnectFailed):  # answered "no", or never sent
+                    raise
+                log.warning("job %s: the %s create request may have reached %s: %s", self.job_id, key,
+                            self.provider.label, exc)
+                sent_at = (self.job().task(key) or RemoteTask(key=key, label=label)).submitted_at or time.time()
+                if find is not None and (found := self._find(key, label, find, sent_at, attempts=FIND_ATTEMPTS)):
+                    return found
+                raise self._interrupted(label, searched=find is not None) from exc
 
         def record(job: Job) -> None:
             task = job.task(key)
@@ -177,6 +210,9 @@ class JobContext:
             try:
                 return create()
             except TransientError as exc:
+                status = exc.status or 0
+                if status >= 500 and not self.provider.create_retries_server_errors:
+                    raise CreateServerError(str(exc), status) from exc  # stays SUBMITTING: it may exist
                 if exc.status is not None or isinstance(exc, ConnectFailed):
                     self._task_status(key, TaskStatus.NEW, sent=False)
                 raise
@@ -216,11 +252,16 @@ class JobContext:
                 self.pacer.sleep(min(self.timing.retry_max, self.timing.retry_base * (2 ** attempt)))
         return None
 
-    def _interrupted(self, label: str, searched: bool) -> ProviderError:
+    def _interrupted(self, label: str, searched: bool, answered: int | None = None) -> ProviderError:
         name = self.provider.label
-        text = (f"Creating the {label.lower()} task was interrupted after the request was sent, before {name} "
-                f"answered. It may exist (and be paid for) on {name}; Marionette does not send it again on "
-                "its own. ")
+        if answered is None:
+            text = (f"Creating the {label.lower()} task was interrupted after the request was sent, before {name} "
+                    f"answered. It may exist (and be paid for) on {name}; Marionette does not send it again on "
+                    "its own. ")
+        else:
+            text = (f"{name} answered the {label.lower()} request with a server error ({answered}). {name}'s "
+                    "documents do not say that such a task was not created: it may exist (and be paid for); "
+                    "Marionette does not send it again on its own. ")
         if searched:
             text += (f"{name}'s task list does not show it: press Retry to look again and send it if it is still "
                      "missing.")
@@ -427,6 +468,9 @@ class JobRunner:
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.online_access = False  # refreshed by the main thread from bpy.app.online_access
         self.max_download_bytes = downloads.DEFAULT_MAX_BYTES
+        # provider id -> the key saved now (thread-safe), so that a job whose key expired mid-job (image3d.io's
+        # one-hour ID token) can go on with a fresh one; None: jobs cannot wait for a new key.
+        self.key_source: Callable[[str], str] | None = None
         self._stop = threading.Event()
         self._workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self._pacers: dict[str, Pacer] = {}
@@ -459,6 +503,12 @@ class JobRunner:
         provider = self.provider(request.provider)
         request = request.model_copy(update={"options": provider.resolve_options(request.options, request.kind)})
         provider.validate(request)
+        # A warning about the key (an ID token about to expire) joins the note: said when the job is sent
+        # and shown with the job. (What Marionette adds on its own is shown by the panel with the cost.)
+        for step in provider.added_steps(request):
+            log.info("%s", step)
+        if warning := provider.key_warning(config.api_key):
+            note = f"{note.rstrip('.')}. {warning}" if note else warning
         if files:  # an image given by URL (Claythis) has no file to check
             provider.check_files(request.kind, [f.data for f in files])
             check_images(files)
@@ -524,9 +574,33 @@ class JobRunner:
             j.retries += 1
 
         job = self.store.update(job_id, reset)
+        note = self.retry_note(job)
+        if note:
+            self._notes[job_id] = note
+            job = self.store.update(job_id, lambda j: setattr(j, "notice", note))
         self.events.put(job_id)
         self._start(job_id, config)
         return job
+
+    def retry_note(self, job: Job) -> str | None:
+        """What a Retry of `job` (its tasks as kept for the retry) reuses and what it will cost."""
+        provider = self.provider(job.provider)
+        total = provider.cost(job.request)
+        if total is None:
+            return None
+        kept = [t for t in job.tasks if t.remote_id and t.status in (TaskStatus.SUBMITTED, TaskStatus.SUCCEEDED)]
+        saved = 0.0
+        for task in kept:
+            cost = provider.task_cost(job.request, task.key)
+            if cost is None:
+                return f"Retry reuses {len(kept)} finished task(s); the rest is sent again"
+            saved += cost
+        again = max(0.0, total - saved)
+        unit = provider.balance_unit
+        if not kept:
+            return f"Retry sends the whole job again: {again:g} {unit}"
+        names = ", ".join(t.label.lower() for t in kept)
+        return f"Retry reuses the {names} (already paid); the new tasks cost {again:g} {unit}"
 
     def recover(self, provider_id: str, task_id: str, name: str, config: ProviderConfig) -> Job:
         """Download (and later import) the result of a task made elsewhere, by its id."""

@@ -102,17 +102,22 @@ def reset_emulator(emu: Emulator) -> None:
         meshy.queue_limit = None
         meshy.tasks.clear()
         meshy.created.clear()
+        meshy.deleted.clear()
+        meshy.pose_failures = 0
         meshy._failures.clear()
     for state in (emu.rodin, emu.claythis, emu.image3d, emu.claid):
         with state.lock:
             state.api_key = None
     with emu.rodin.lock:
         emu.rodin.tasks.clear()
+        emu.rodin.jobs_shape = "object"
         emu.rodin.balance = 100.0
     with emu.claythis.lock:
         emu.claythis.tasks.clear()
     with emu.image3d.lock:
         emu.image3d.tasks.clear()
+        emu.image3d.tokens.clear()
+        emu.image3d.token_expired = False
     with emu.claid.lock:
         emu.claid.scenes.clear()
         emu.claid.uploads.clear()

@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 
 UPLOAD = "/v1/image/edit/upload"
 SCENE = "/v1/scene/create"
-ASPECT_RATIOS = ("21:9", "1:1", "4:3", "3:2", "2:3", "5:4", "4:5", "3:4", "16:9", "9:16")
-FORMATS = ("jpeg", "png", "webp", "avif", "tiff")
-MODELS = ("v1", "v2-beta", "v2")
+# The enums of seed 001's "Background Generation contract".
+ASPECT_RATIOS = ("4:7", "7:9", "4:5", "1:1", "9:7", "19:13", "7:4", "16:9", "12:5")
+FORMATS = ("png", "jpeg", "webp", "avif")
+MODELS = ("v1", "v2")
 PREFERENCES = ("fast", "optimal", "best")
 # A tiny file with JPEG markers (SOI, APP0, EOI): enough for a client's format check.
 TINY_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"

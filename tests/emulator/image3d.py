@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -29,10 +30,9 @@ if TYPE_CHECKING:
 GENERATE = "/api/generate"
 BALANCE = "/api/balance"
 _STATUS = re.compile(r"/api/status/(?P<id>[^/]+)/?")
-QUALITIES = ("fast", "standard", "pro", "ultra", "proplus")
-ENGINES = {"fast": "trellis", "standard": "trellis", "pro": "hunyuan3d-v3", "ultra": "hunyuan3d-v3",
-           "proplus": "hunyuan3d-v3"}
-_DATA_URI = re.compile(r"data:(?P<mime>[\w/+.-]*);base64,(?P<data>.*)", re.DOTALL)
+# "quality | string | No | "fast", "standard", "pro" (default), or "ultra"" (seed 003)
+QUALITIES = ("fast", "standard", "pro", "ultra")
+ENGINES = {"fast": "trellis", "standard": "trellis", "pro": "hunyuan3d-v3", "ultra": "hunyuan3d-v3"}
 
 
 @dataclass
@@ -61,16 +61,31 @@ class Image3DState(ProviderApp):
                  api_key: str | None = None) -> None:
         super().__init__(emulator, api_key)
         self.token_expired = False
+        self.tokens: dict[str, float] = {}  # issued ID tokens -> when they expire (emulator clock)
         given = {k: Path(v) for k, v in (assets or {}).items()}
         self.glb: bytes | Path = given.get("model") or tiny_glb("image3d")
         self.balance: int = 580
-        self.costs: dict[str, int] = {"fast": 1, "standard": 1, "pro": 2, "ultra": 4, "proplus": 4}
+        self.costs: dict[str, int] = {"fast": 1, "standard": 1, "pro": 2, "ultra": 4}
         self.pending_polls: int = 1
         self.running_polls: int = 2
         self.concurrency_limit: int | None = None
         self.url_ttl: float = 24 * 3600.0
         self.tasks: dict[str, Image3DTask] = {}
         self._failures: list[str] = []
+
+    def issue_token(self, ttl: float = 3600.0) -> str:
+        """A Firebase-like ID token (a JWT whose ``exp`` is ``ttl`` seconds from the emulator's now) that the
+        generation endpoints accept until it expires ("Tokens expire after 1 hour", seed 003)."""
+        def part(data: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+        now = self._emu.now()
+        claims = {"iss": "https://securetoken.google.com/image3d", "sub": uuid.uuid4().hex,
+                  "iat": int(now), "exp": int(now + ttl)}
+        token = f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.{uuid.uuid4().hex}"
+        with self.lock:
+            self.tokens[token] = now + ttl
+        return token
 
     def fail_next(self, message: str = "Generation failed") -> None:
         with self.lock:
@@ -84,12 +99,24 @@ class Image3DState(ProviderApp):
     def error_body(self, exc: ApiError) -> Any:
         return {"error": exc.message}
 
-    def _route(self, request: Request) -> Response:
+    def _authorize(self, request: Request) -> None:
+        """"All generation endpoints require a Firebase ID token" (seed 003); an issued token past its exp
+        is refused as expired."""
+        token = bearer(request)
         if self.token_expired:
             raise ApiError(401, "Unauthorized: Firebase ID token has expired")
-        if self.api_key is not None and bearer(request) != self.api_key:
+        if token is not None and token in self.tokens:
+            if self.tokens[token] <= self._emu.now():
+                raise ApiError(401, "Unauthorized: Firebase ID token has expired")
+            return
+        if self.api_key is not None and token != self.api_key:
             raise ApiError(401, "Unauthorized: missing or invalid token")
+
+    def _route(self, request: Request) -> Response:
         path = request.path.rstrip("/")
+        # The Quick Start polls the status without a token (seed 003): the status call is open.
+        if not (path.startswith("/api/status/") and request.method == "GET"):
+            self._authorize(request)
         if path == BALANCE:
             if request.method != "GET":
                 raise ApiError(405, "Method not allowed")
@@ -129,10 +156,11 @@ class Image3DState(ProviderApp):
             raw = body.get("image")
             if not isinstance(raw, str) or not raw.strip():
                 raise ApiError(400, "Missing required field: image")
-            match = _DATA_URI.fullmatch(raw.strip())
-            encoding = "data_uri" if match else "raw"
+            # "image | string | If image mode | Base64-encoded image data" (seed 003): plain base64. A data:
+            # URI is not base64 (":", ";" and "," are outside its alphabet), so it is refused.
+            encoding = "data_uri" if raw.startswith("data:") else "raw"
             try:
-                image = base64.b64decode(match.group("data") if match else raw, validate=True)
+                image = base64.b64decode(raw, validate=True)
             except (binascii.Error, ValueError):
                 raise ApiError(400, "image must be base64-encoded image data") from None
             if sniff(image) not in ("png", "jpeg"):

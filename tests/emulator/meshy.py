@@ -15,6 +15,7 @@ import copy
 import ipaddress
 import json
 import re
+import struct
 import time
 import uuid
 from collections import Counter
@@ -35,6 +36,7 @@ API_VERSION = "2025.10.28-emulator"
 TASK_KINDS = ("image-to-3d", "multi-image-to-3d", "text-to-3d-preview", "text-to-3d-refine", "remesh", "rig",
               "animate")
 MODEL_KINDS = frozenset({"image-to-3d", "multi-image-to-3d", "text-to-3d-preview", "text-to-3d-refine", "remesh"})
+REMESH_INPUT_KINDS = frozenset({"image-to-3d", "text-to-3d-preview", "text-to-3d-refine"})
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 ACTIVE = frozenset({"PENDING", "IN_PROGRESS"})
 
@@ -66,6 +68,17 @@ DEFAULT_MODEL_FORMATS = ("glb", "fbx", "obj", "usdz", "stl")  # all except 3mf
 REMESH_FORMATS = ("glb", "fbx", "obj", "usdz", "blend", "stl", "3mf")
 AI_MODELS = ("meshy-5", "meshy-6", "latest")
 ANIMATION_FPS = (24, 25, 30, 60)
+# Rigging refuses models over this many faces (seed 002, Rigging API: "Face count exceeded").
+MAX_RIG_FACES = 300_000
+# The documented default polycount of a remesh (seed 002: target_polycount default 30,000).
+DEFAULT_POLYCOUNT = 30_000
+# Faces of "the highest-precision triangular mesh" meshy-6 returns without remeshing. The seed gives no
+# number; it only says rigging then refuses it, so the emulator makes it larger than the limit.
+RAW_FACES = 500_000
+FACE_COUNT_EXCEEDED = ("Face count exceeded: the input model has more than 300,000 faces. Please use the "
+                       "Remesh API to reduce the face count before rigging.")
+POSE_FAILED = "Pose estimation failed. The provided model may not be a valid humanoid character."
+UNTEXTURED = "Auto-rigging is not suitable for untextured meshes. We currently support textured humanoid models."
 POST_PROCESS_OPS = ("change_fps", "fbx2usdz", "extract_armature")
 _IMAGE_MIMES = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg"}
 
@@ -135,6 +148,31 @@ def _decode_data_uri(value: str, name: str) -> tuple[str, bytes]:
     if not data:
         raise _bad(f"Malformed data URI in {name}: empty content")
     return match.group("mime").strip().lower(), data
+
+
+def glb_traits(data: bytes) -> dict[str, Any]:
+    """Faces (triangles) and whether it carries a texture, read from a GLB's JSON chunk: each triangle
+    primitive counts its indices (or vertices) / 3; textured when it embeds images. A GLB that cannot be
+    read is refused as Meshy refuses an invalid model."""
+    try:
+        length, kind = struct.unpack_from("<I4s", data, 12)
+        if kind != b"JSON":
+            raise ValueError("no JSON chunk")
+        doc = json.loads(data[20:20 + length].decode("utf-8"))
+        accessors = doc.get("accessors") or []
+        faces = 0
+        for mesh in doc.get("meshes") or []:
+            for prim in mesh.get("primitives") or []:
+                if prim.get("mode", 4) != 4:
+                    continue
+                index = prim.get("indices")
+                if index is None:
+                    index = (prim.get("attributes") or {}).get("POSITION")
+                if index is not None:
+                    faces += int(accessors[index]["count"]) // 3
+    except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeDecodeError):
+        raise _bad("Invalid model file: the GLB could not be read") from None
+    return {"faces": faces, "textured": bool(doc.get("images"))}
 
 
 def _is_private_host(host: str) -> bool:
@@ -286,6 +324,9 @@ class MeshyState(ProviderApp):
         self.api_version: str = API_VERSION
         self.tasks: dict[str, MeshyTask] = {}
         self.created: Counter[str] = Counter()  # tasks created, by kind
+        self.deleted: list[MeshyTask] = []  # tasks removed by DELETE, in order
+        self.raw_faces: int = RAW_FACES  # faces of a model generated without remeshing
+        self.pose_failures: int = 0  # the next N rigging requests answer 422 (pose estimation failed)
         self.polls: int = 0  # progression steps taken (GETs and stream events)
         self._failures: dict[str, list[dict[str, str]]] = {}
         self._seq = 0
@@ -366,12 +407,14 @@ class MeshyState(ProviderApp):
                 self._advance(task)
                 return json_response(200, self._render(task))
         if method == "DELETE":
+            # "permanently deletes ... including all associated models and data. This action is
+            # irreversible" (seed 002): afterwards the task is unknown (404), its files are gone, and the
+            # credits stay spent.
             with self.lock:
                 task = self._find(endpoint, task_id)
-                if not task.finished:
-                    task.status = "CANCELED"
-                    task.preceding_tasks = 0
-                    task.finished_at = self._emu.now_ms()
+                del self.tasks[task_id]
+                self.deleted.append(task)
+                self._emu.files.drop_task(task_id)
                 return json_response(200, {})
         raise ApiError(405, "Method not allowed")
 
@@ -392,6 +435,9 @@ class MeshyState(ProviderApp):
             raise _bad("The request body must be a JSON object")
         with self.lock:
             kind, cost, extra = self._validate(endpoint, body)
+            if kind == "rig" and self.pose_failures > 0:
+                self.pose_failures -= 1
+                raise ApiError(422, POSE_FAILED)
             if self.queue_limit is not None and self.active_count() >= self.queue_limit:
                 raise ApiError(429, "NoMoreConcurrentTasks")
             if self.balance < cost:
@@ -404,7 +450,7 @@ class MeshyState(ProviderApp):
             task = MeshyTask(
                 id=_new_id(now), kind=kind, request=copy.deepcopy(body), created_at=now, seq=self._seq,
                 cost=cost, pending_polls=pending, running_polls=max(0, int(self.running_polls)),
-                failure=failures.pop(0) if failures else None, preceding_tasks=pending,
+                failure=failures.pop(0) if failures else extra.pop("failure", None), preceding_tasks=pending,
                 consumed_credits=cost, extra=extra,
             )
             self.tasks[task.id] = task
@@ -413,18 +459,31 @@ class MeshyState(ProviderApp):
 
     def _validate(self, endpoint: str, body: dict[str, Any]) -> tuple[str, int, dict[str, Any]]:
         if endpoint == "image-to-3d":
-            return "image-to-3d", self._validate_image(body, multi=False), {}
+            return "image-to-3d", self._validate_image(body, multi=False), self._model_traits(body)
         if endpoint == "multi-image-to-3d":
-            return "multi-image-to-3d", self._validate_image(body, multi=True), {}
+            return "multi-image-to-3d", self._validate_image(body, multi=True), self._model_traits(body)
         if endpoint == "text-to-3d":
             return self._validate_text(body)
         if endpoint == "remesh":
-            self._validate_remesh(body)
-            return "remesh", 5, {}
+            return "remesh", 5, self._validate_remesh(body)
         if endpoint == "rigging":
-            self._validate_rig(body)
-            return "rig", 5, {}
+            return "rig", 5, self._validate_rig(body)
         return self._validate_animation(body)
+
+    def _model_traits(self, body: Mapping[str, Any], *, textured: bool | None = None) -> dict[str, Any]:
+        """Faces and texture of the model a generation task makes: ``should_remesh`` defaults to false on
+        meshy-6/latest (then the raw high-precision mesh comes back) and to true on other models; a
+        remesh aims at ``target_polycount`` (default 30,000); ``should_texture`` defaults to true."""
+        ai_model = body.get("ai_model") or "latest"
+        remesh = body.get("should_remesh")
+        if remesh is None:
+            remesh = ai_model not in ("meshy-6", "latest")
+        faces = int(body.get("target_polycount") or DEFAULT_POLYCOUNT) if remesh else self.raw_faces
+        if body.get("model_type") == "lowpoly":
+            faces = DEFAULT_POLYCOUNT
+        if textured is None:
+            textured = body.get("should_texture") is not False
+        return {"faces": faces, "textured": textured}
 
     def _validate_generation(self, body: Mapping[str, Any], *, model_type: bool) -> None:
         if model_type:
@@ -482,7 +541,7 @@ class MeshyState(ProviderApp):
             self._validate_generation(body, model_type=True)
             _choice(body, "art_style", ("realistic", "sculpture"))
             high = body.get("ai_model", "latest") in ("meshy-6", "latest") or body.get("model_type") == "lowpoly"
-            return "text-to-3d-preview", 20 if high else 5, {}
+            return "text-to-3d-preview", 20 if high else 5, self._model_traits(body, textured=False)
         if mode == "refine":
             preview_id = _str(body, "preview_task_id")
             if not preview_id:
@@ -503,29 +562,33 @@ class MeshyState(ProviderApp):
             _choice(body, "origin_at", ("bottom", "center"))
             _formats(body, "target_formats", MODEL_FORMATS)
             extra = {"prompt": preview.request.get("prompt", ""),
-                     "art_style": preview.request.get("art_style", "realistic")}
+                     "art_style": preview.request.get("art_style", "realistic"),
+                     "faces": preview.extra.get("faces", self.raw_faces), "textured": True}
             return "text-to-3d-refine", 10, extra
         raise _bad("mode must be 'preview' or 'refine'")
 
-    def _check_model_input(self, body: Mapping[str, Any], *, glb_only: bool, unknown: ApiError | None) -> None:
-        """``input_task_id`` (a model task that succeeded) or ``model_url``, as remesh and rigging take
-        them. ``unknown``: the error for a task id that does not exist (None: an invalid input task)."""
+    def _check_model_input(self, body: Mapping[str, Any], *, glb_only: bool, unknown: ApiError | None,
+                           kinds: frozenset[str] = MODEL_KINDS) -> dict[str, Any]:
+        """``input_task_id`` (a model task of ``kinds`` that succeeded) or ``model_url``, as remesh and
+        rigging take them. ``unknown``: the error for a task id that does not exist (None: an invalid
+        input task). Returns the input model's traits: faces (None when unknown) and textured."""
         if _present(body, "input_task_id"):
             task_id = _str(body, "input_task_id") or ""
             task = self.tasks.get(task_id)
             if task is None and unknown is not None:
                 raise unknown
-            if task is None or task.kind not in MODEL_KINDS:
+            if task is None or task.kind not in kinds:
                 raise _bad(f"Invalid input task: {task_id}")
             if task.status != "SUCCEEDED":
                 raise _bad("The input task has not succeeded yet")
-        elif _present(body, "model_url"):
-            self._check_model_ref(body["model_url"], "model_url", glb_only=glb_only)
-        else:
-            raise _bad("Either model_url or input_task_id is required")
+            return {"faces": task.extra.get("faces"), "textured": bool(task.extra.get("textured"))}
+        if _present(body, "model_url"):
+            return self._check_model_ref(body["model_url"], "model_url", glb_only=glb_only)
+        raise _bad("Either model_url or input_task_id is required")
 
-    def _validate_remesh(self, body: Mapping[str, Any]) -> None:
-        self._check_model_input(body, glb_only=False, unknown=None)
+    def _validate_remesh(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        # input_task_id: "Text to 3D Preview, Text to 3D Refine, Image to 3D or Retexture" (seed 002)
+        traits = self._check_model_input(body, glb_only=False, unknown=None, kinds=REMESH_INPUT_KINDS)
         formats = _formats(body, "target_formats", REMESH_FORMATS)
         _choice(body, "topology", ("quad", "triangle"))
         _int(body, "target_polycount", 100, 300_000)
@@ -539,14 +602,30 @@ class MeshyState(ProviderApp):
         if _bool(body, "convert_format_only") and not formats:
             raise _bad("convert_format_only requires target_formats")
         _bool(body, "alpha_thumbnail")
+        faces = traits.get("faces") if body.get("convert_format_only") else None
+        return {"faces": faces or int(body.get("target_polycount") or DEFAULT_POLYCOUNT),
+                "textured": traits.get("textured", False)}
 
-    def _validate_rig(self, body: Mapping[str, Any]) -> None:
-        self._check_model_input(body, glb_only=True, unknown=ApiError(404, "Task not found"))
+    def _validate_rig(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        traits = self._check_model_input(body, glb_only=True, unknown=ApiError(404, "Task not found"))
         height = _number(body, "height_meters")
         if height is not None and height <= 0:
             raise _bad("height_meters must be a positive number")
-        if _present(body, "texture_image_url"):
+        textured = bool(traits.get("textured"))
+        if _present(body, "texture_image_url") and not _present(body, "input_task_id"):
+            # "We currently support .png formats" (seed 002): a JPEG is refused, not guessed at.
             self._check_image_ref(body["texture_image_url"], "texture_image_url", png_only=True)
+            textured = True
+        faces = traits.get("faces")
+        if faces is not None and faces > MAX_RIG_FACES:
+            raise _bad(FACE_COUNT_EXCEEDED)
+        extra: dict[str, Any] = {"faces": faces, "textured": textured}
+        if not textured:
+            # "auto-rigging is not suitable for ... Untextured meshes" (seed 002). The seed does not say
+            # how the service answers; the emulator fails the task (refunded) so a client that sends one
+            # never gets a character.
+            extra["failure"] = {"type": "invalid_input", "message": UNTEXTURED}
+        return extra
 
     def _validate_animation(self, body: Mapping[str, Any]) -> tuple[str, int, dict[str, Any]]:
         rig_id = _str(body, "rig_task_id")
@@ -611,23 +690,26 @@ class MeshyState(ProviderApp):
         if content is not None and sniff(content) not in wanted:
             raise _bad(f"Unsupported image format in {name}")
 
-    def _check_model_ref(self, value: Any, name: str, *, glb_only: bool) -> None:
+    def _check_model_ref(self, value: Any, name: str, *, glb_only: bool) -> dict[str, Any]:
+        """The model behind a URL or data URI, checked; its traits (faces, textured) when it is a GLB the
+        emulator can read (a public URL is never fetched: its traits are unknown)."""
         if not isinstance(value, str) or not value.strip():
             raise _bad(f"{name} must be a non-empty string")
         if value.startswith("data:"):
             _mime, data = _decode_data_uri(value, name)
             if glb_only and sniff(data) != "glb":
                 raise _bad(f"Invalid model file in {name}: only GLB files are supported")
-            return
+            return glb_traits(data) if sniff(data) == "glb" else {"faces": None, "textured": True}
         content = self._fetch_url(value, name)
         if content is not None:
             if glb_only and sniff(content) != "glb":
                 raise _bad(f"Invalid model file in {name}: only GLB files are supported")
-            return
+            return glb_traits(content) if sniff(content) == "glb" else {"faces": None, "textured": True}
         ext = PurePosixPath(urlsplit(value).path).suffix.lower()
         allowed = (".glb",) if glb_only else (".glb", ".gltf", ".obj", ".fbx", ".stl")
         if ext not in allowed:
             raise _bad(f"Invalid model file extension: {ext or '(none)'}")
+        return {"faces": None, "textured": True}
 
     # -- list / stream -----------------------------------------------------------------------------
 

@@ -118,6 +118,9 @@ class RodinState(ProviderApp):
         self.pending_polls: int = 1
         self.running_polls: int = 1
         self.jobs_per_task: int = 2
+        # Seed 004 shows the submit answer's ``jobs`` as an object ({"uuids": [...], "subscription_key"})
+        # in its example and describes it as "An array of job objects": "array" answers the second form.
+        self.jobs_shape: str = "object"
         self.link_ttl: float = 600.0
         # The model's name in download lists (None: Rodin's own base_basic_pbr.<fmt>); tests put hostile
         # names here ("../../x.glb", "/etc/x.glb", "CON.glb") to check they never become paths.
@@ -241,8 +244,10 @@ class RodinState(ProviderApp):
                 bbox=bbox, cost=cost, pending_polls=max(0, self.pending_polls), running_polls=self.running_polls,
                 fail=fail)
             self.tasks[task.uuid] = task
-        return json_response(201, {"error": None, "message": "Submitted.", "uuid": task.uuid,
-                                   "jobs": {"uuids": list(task.job_uuids), "subscription_key": task.subscription_key}})
+        jobs: Any = {"uuids": list(task.job_uuids), "subscription_key": task.subscription_key}
+        if self.jobs_shape == "array":
+            jobs = [jobs]
+        return json_response(201, {"error": None, "message": "Submitted.", "uuid": task.uuid, "jobs": jobs})
 
     @staticmethod
     def _one(fields: Mapping[str, list[str]], name: str) -> str | None:

@@ -332,6 +332,12 @@ class AssetStore:
         with self._lock:
             self._files[(task_id, filename)] = StoredFile(path=path, data=data)
 
+    def drop_task(self, task_id: str) -> None:
+        """Forget every file of a task (a deleted task's links answer 404 NoSuchKey from now on)."""
+        with self._lock:
+            for key in [k for k in self._files if k[0] == task_id]:
+                del self._files[key]
+
     def get(self, task_id: str, filename: str) -> StoredFile | None:
         with self._lock:
             return self._files.get((task_id, filename))

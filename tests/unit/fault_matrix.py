@@ -43,6 +43,8 @@ ROWS: dict[str, str] = {
     "create_lost": "Create answer lost after the provider made the task (reset, timeout, cut answer)",
     "create_lost_claid": "Claid scene answer lost after Claid made it (Claid keeps nothing to look up)",
     "5xx": "5xx burst (3 in a row)",
+    "5xx_create": "5xx answer to a create (the task may exist: Meshy looks in its list before sending again, "
+                  "image3d.io retries as its document says, others stop and say so; Retry sends it)",
     "429": "429 without Retry-After",
     "429_retry_after": "429 with Retry-After (seconds or HTTP date)",
     "meshy_rate": "Meshy RateLimitExceeded (back off)",

@@ -92,7 +92,8 @@ def poll_done(emu: Emulator, path: str, task_id: str) -> dict[str, Any]:
 
 
 def model_task(emu: Emulator) -> str:
-    task_id = create(emu, IMAGE, {"image_url": PNG_URI})
+    """A textured image-to-3D model that rigging takes: remeshed under the 300,000-face limit."""
+    task_id = create(emu, IMAGE, {"image_url": PNG_URI, "should_remesh": True, "target_polycount": 30000})
     assert poll_done(emu, IMAGE, task_id)["status"] == "SUCCEEDED"
     return task_id
 
@@ -166,11 +167,19 @@ def test_unknown_task_and_wrong_endpoint_are_404(emu: Emulator) -> None:
     assert requests.delete(f"{emu.base_url}{ANIM}/nope", timeout=5).status_code == 404
 
 
-def test_delete_cancels(emu: Emulator) -> None:
+def test_delete_deletes_permanently(emu: Emulator) -> None:
+    """Seed 002, DELETE /openapi/v1/image-to-3d/:id: "permanently deletes ... This action is
+    irreversible": afterwards the task is unknown (404), even in the list, and its files are gone."""
     task_id = create(emu, IMAGE, {"image_url": PNG_URI})
+    done = poll_done(emu, IMAGE, task_id)
     r = requests.delete(f"{emu.base_url}{IMAGE}/{task_id}", timeout=5)
     assert r.status_code == 200 and r.json() == {}
-    assert get(emu, f"{IMAGE}/{task_id}").json()["status"] == "CANCELED"
+    r = get(emu, f"{IMAGE}/{task_id}")
+    assert r.status_code == 404 and r.json() == {"message": "Task not found"}
+    assert task_id not in [t["id"] for t in get(emu, IMAGE).json()]
+    assert requests.get(done["model_urls"]["glb"], timeout=5).status_code == 404
+    assert requests.delete(f"{emu.base_url}{IMAGE}/{task_id}", timeout=5).status_code == 404
+    assert [t.id for t in emu.meshy.deleted] == [task_id] and emu.meshy.balance == 1000 - 30  # no refund
 
 
 def test_list_pages_and_sorts(emu: Emulator) -> None:
@@ -238,7 +247,7 @@ def test_valid_inputs_accepted(emu: Emulator) -> None:
 
 def test_references_to_other_tasks(emu: Emulator) -> None:
     assert post(emu, RIG, {"input_task_id": "missing"}).status_code == 404
-    pending = create(emu, IMAGE, {"image_url": PNG_URI})
+    pending = create(emu, IMAGE, {"image_url": PNG_URI, "should_remesh": True})
     r = post(emu, RIG, {"input_task_id": pending})
     assert r.status_code == 400 and "not succeeded" in r.json()["message"]
     assert post(emu, TEXT, {"mode": "refine", "preview_task_id": "missing"}).status_code == 404
@@ -499,3 +508,88 @@ def test_command_line_server(asset_dir: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+# -- the documents' rules for rigging (seed 002, Rigging API) -------------------------------------------
+
+
+def glb_with(triangles: int, *, textured: bool) -> bytes:
+    """A GLB whose JSON declares one triangle primitive of `triangles` faces (no buffer needed: the
+    emulator counts faces from the accessors, as Meshy counts them from the mesh)."""
+    doc: dict[str, Any] = {"asset": {"version": "2.0"},
+                           "accessors": [{"count": triangles * 3, "componentType": 5125, "type": "SCALAR"}],
+                           "meshes": [{"primitives": [{"attributes": {}, "indices": 0}]}]}
+    if textured:
+        doc["images"] = [{"uri": "x.png"}]
+    raw = json.dumps(doc).encode()
+    raw += b" " * (-len(raw) % 4)
+    return struct.pack("<4sII", b"glTF", 2, 20 + len(raw)) + struct.pack("<I4s", len(raw), b"JSON") + raw
+
+
+@pytest.mark.parametrize("body, faces", [
+    ({"ai_model": "latest"}, 500_000),  # should_remesh defaults to false on meshy-6: the raw mesh
+    ({"ai_model": "meshy-6", "should_remesh": False}, 500_000),
+    ({"ai_model": "meshy-5"}, 30_000),  # ... and to true on other models, target 30,000
+    ({"should_remesh": True, "target_polycount": 120_000}, 120_000),
+])
+def test_rigging_refuses_models_over_300000_faces(emu: Emulator, body: dict[str, Any], faces: int) -> None:
+    task_id = create(emu, IMAGE, {"image_url": PNG_URI, **body})
+    poll_done(emu, IMAGE, task_id)
+    assert emu.meshy.tasks[task_id].extra["faces"] == faces
+    r = post(emu, RIG, {"input_task_id": task_id})
+    if faces > 300_000:
+        assert r.status_code == 400 and r.json()["message"].startswith("Face count exceeded")
+        assert "Remesh API" in r.json()["message"]
+    else:
+        assert r.status_code == 202, r.text
+    # remeshing the raw model (5 credits) makes it riggable
+    remesh = create(emu, REMESH, {"input_task_id": task_id, "target_polycount": 20_000})
+    poll_done(emu, REMESH, remesh)
+    assert post(emu, RIG, {"input_task_id": remesh}).status_code == 202
+
+
+def test_rigging_counts_faces_of_a_model_url(emu: Emulator) -> None:
+    big = data_uri("application/octet-stream", glb_with(300_001, textured=True))
+    r = post(emu, RIG, {"model_url": big})
+    assert r.status_code == 400 and "Face count exceeded" in r.json()["message"]
+    assert post(emu, RIG, {"model_url": data_uri("application/octet-stream",
+                                                 glb_with(300_000, textured=True))}).status_code == 202
+
+
+def test_rigging_texture_must_be_png(emu: Emulator) -> None:
+    glb = data_uri("application/octet-stream", glb_with(1000, textured=False))
+    r = post(emu, RIG, {"model_url": glb, "texture_image_url": data_uri("image/jpeg", JPEG)})
+    assert r.status_code == 400 and "texture_image_url" in r.json()["message"]
+    assert post(emu, RIG, {"model_url": glb, "texture_image_url": PNG_URI}).status_code == 202
+
+
+@pytest.mark.parametrize("source", ["untextured image-to-3d", "text preview", "untextured glb"])
+def test_rigging_an_untextured_model_fails(emu: Emulator, source: str) -> None:
+    """"auto-rigging is not suitable for ... Untextured meshes": the rig task fails (refunded)."""
+    if source == "untextured glb":
+        body: dict[str, Any] = {"model_url": data_uri("application/octet-stream", glb_with(1000, textured=False))}
+    else:
+        path, create_body = ((IMAGE, {"image_url": PNG_URI, "should_texture": False, "should_remesh": True})
+                             if source.startswith("untextured") else
+                             (TEXT, {"mode": "preview", "prompt": "a knight", "should_remesh": True}))
+        model = create(emu, path, create_body)
+        poll_done(emu, path, model)
+        body = {"input_task_id": model}
+    before = emu.meshy.balance
+    rig = create(emu, RIG, body)
+    final = poll_done(emu, RIG, rig)
+    assert final["status"] == "FAILED" and "untextured" in final["task_error"]["message"]
+    assert final["task_error"]["type"] == "invalid_input" and emu.meshy.balance == before
+
+
+def test_rigging_pose_failure_is_422(emu: Emulator) -> None:
+    emu.meshy.pose_failures = 1
+    r = post(emu, RIG, {"input_task_id": model_task(emu)})
+    assert r.status_code == 422 and r.json()["message"].startswith("Pose estimation failed")
+
+
+def test_remesh_takes_only_the_documented_input_tasks(emu: Emulator) -> None:
+    multi = create(emu, MULTI, {"image_urls": [PNG_URI]})
+    poll_done(emu, MULTI, multi)
+    r = post(emu, REMESH, {"input_task_id": multi})
+    assert r.status_code == 400 and "Invalid input task" in r.json()["message"]

@@ -161,6 +161,9 @@ class Provider(ABC):
     prompt_max_chars: ClassVar[int | None] = None
     # What balance() counts.
     balance_unit: ClassVar[str] = "credits"
+    # A create answered 5xx may still have made the task: it is sent again on Marionette's own only when the
+    # provider's document says to retry such an answer (image3d.io: "500 ... Retry after a few seconds").
+    create_retries_server_errors: ClassVar[bool] = False
 
     @staticmethod
     @abstractmethod
@@ -249,6 +252,23 @@ class Provider(ABC):
 
     def cost(self, request: GenerationRequest) -> float | None:
         """Credits the request will spend, from the provider's documented prices."""
+        return None
+
+    def added_steps(self, request: GenerationRequest) -> list[str]:
+        """What Marionette adds to this request on its own to meet a documented rule of the provider (and
+        what it costs), for the panel, the cost estimate and the job's note. Empty: nothing added."""
+        return []
+
+    def key_warning(self, api_key: str) -> str | None:
+        """A warning about the key before a submit (e.g. a token about to expire), or None."""
+        return None
+
+    def key_status(self, api_key: str) -> str | None:
+        """A line about the key for the preferences and the panel (e.g. how long a token has left)."""
+        return None
+
+    def task_cost(self, request: GenerationRequest, key: str) -> float | None:
+        """Credits the job's remote task `key` costs (None: not known per task)."""
         return None
 
     @abstractmethod

@@ -34,7 +34,8 @@ SCENE_PATH = "/v1/scene/create"
 UPLOAD_KEY = "upload"
 SCENE_KEY = "scene"
 TMP_URL_LIFETIME = 24 * 3600  # Claid keeps outputs without a destination for one day
-ASPECT_RATIOS = ("1:1", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "16:9", "9:16", "21:9")
+# scene.aspect_ratio: "4:7" | "7:9" | "4:5" | "1:1" | "9:7" | "19:13" | "7:4" | "16:9" | "12:5" (seed 001).
+ASPECT_RATIOS = ("1:1", "4:5", "7:9", "4:7", "9:7", "19:13", "7:4", "16:9", "12:5")
 MAX_IMAGES = 4
 PROMPT_RANGE = (3, 2048)
 
@@ -118,6 +119,21 @@ def call(client: ApiClient, method: str, path: str, **kwargs: Any) -> Any:
         return response.json()
     except ValueError:
         raise ProviderError(f"Claid answered {path} with something that is not JSON") from None
+
+
+def scene_urls(body: Any) -> dict[str, str]:
+    """The pictures' links ("1", "2", ...) from a scene/create answer: data.output[].tmp_url (seed 001)."""
+    data = _data(body, "scene request")
+    outputs = data.get("output")
+    urls: dict[str, str] = {}
+    if isinstance(outputs, list):
+        for item in outputs:
+            link = item.get("tmp_url") if isinstance(item, dict) else None
+            if isinstance(link, str) and link:
+                urls[str(len(urls) + 1)] = link
+    if not urls:
+        raise ProviderError(f"Claid created the scene but returned no image links: {str(data)[:200]}")
+    return urls
 
 
 def _data(body: Any, what: str) -> dict[str, Any]:
@@ -236,16 +252,7 @@ class ClaidProvider(Provider):
 
     def _create_scene(self, ctx: Any, object_url: str) -> str:
         body = self.scene_body(ctx.request, object_url)
-        data = _data(call(ctx.client, "POST", SCENE_PATH, json=body), "scene request")
-        outputs = data.get("output")
-        urls: dict[str, str] = {}
-        if isinstance(outputs, list):
-            for item in outputs:
-                link = item.get("tmp_url") if isinstance(item, dict) else None
-                if isinstance(link, str) and link:
-                    urls[str(len(urls) + 1)] = link
-        if not urls:
-            raise ProviderError(f"Claid created the scene but returned no image links: {str(data)[:200]}")
+        urls = scene_urls(call(ctx.client, "POST", SCENE_PATH, json=body))
 
         # The call is synchronous: its result is kept with the task, so a resumed job never pays again.
         def remember(job: Any) -> None:

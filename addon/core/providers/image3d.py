@@ -15,9 +15,9 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from .. import idtoken
 from ..errors import AuthError, ProviderError, QuotaError, RateLimited
-from ..formats import sniff_bytes
-from ..http import SlotWait
+from ..http import ProviderConfig, SlotWait
 from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
 from .base import OptionSpec, Output, Provider, TaskSnapshot
 
@@ -31,14 +31,13 @@ STATUS_PATH = "/api/status"
 BALANCE_PATH = "/api/balance"
 TASK_KEY = "model"
 SITE = "https://image3d.io"
-# The docs say "base64-encoded image data" without saying whether a data: prefix belongs; the site's
-# own web client reads files as data URLs, so the data URI form is sent.
-SEND_DATA_URI = True
 
 TOKEN_HELP = (f"image3d.io refused the ID token: it has expired (tokens last one hour) or is wrong. Sign in at "
               f"{SITE}, copy a fresh ID token and paste it into Preferences > Add-ons > Marionette > "
               "image3d.io ID Token, then generate again.")
 CREDITS_HELP = f"image3d.io has no credits left for this generation: buy credits at {SITE}/pricing/ and try again."
+# How often a job waiting for a fresh ID token looks whether one was saved.
+TOKEN_CHECK_SECONDS = 1.0
 BUSY_HELP = "image3d.io is busy for this account (Pro runs up to 5 at once): waiting"
 
 _STATES = {"queued": JobState.PENDING, "pending": JobState.PENDING, "waiting": JobState.PENDING,
@@ -61,6 +60,53 @@ def friendly(call: Callable[[], T]) -> T:
     except RateLimited as exc:
         raise RateLimited(f"{BUSY_HELP} ({exc})", retry_after=exc.retry_after,
                           code="image3d.io: too many requests") from None
+
+
+def with_fresh_token(ctx: Any, call: Callable[[], T]) -> T:
+    """Run `call`; when image3d.io refuses a token that has expired (its `exp` says so), the job waits
+    ("paste a fresh ID token") and, once one is saved, goes on by itself with it. A refused token that has
+    not expired (a wrong one) fails the job as before. A 401 means the request was not taken, so sending it
+    again with the new token pays nothing twice."""
+    while True:
+        try:
+            return call()
+        except AuthError:
+            token = ctx.client.config.api_key
+            if not idtoken.expired(token) or ctx.runner.key_source is None:
+                raise
+        fresh = wait_for_token(ctx, token)
+        ctx.client.config = ProviderConfig(base_url=ctx.client.config.base_url, api_key=fresh)
+
+
+def wait_for_token(ctx: Any, old: str) -> str:
+    """Block (cancellable) until a token other than `old` that has not expired is saved; returns it."""
+    previous = (ctx.job().state, ctx.job().stage)
+
+    def waiting(job: Any) -> None:
+        job.state, job.stage = JobState.PENDING, "Waiting for a fresh image3d.io ID token"
+
+    ctx.edit(waiting)
+    ctx.notice(idtoken.waiting_notice())
+    while True:
+        ctx.pacer.sleep(TOKEN_CHECK_SECONDS)
+        fresh = (ctx.runner.key_source("image3d") or "").strip()
+        if fresh and fresh != old and not idtoken.expired(fresh):
+            break
+
+    def resumed(job: Any) -> None:
+        job.state, job.stage = previous
+
+    ctx.edit(resumed)
+    ctx.notice(None)
+    return fresh
+
+
+def task_id_of(data: Any) -> str:
+    """The task id from the generate answer ({"task_id", "status", "provider"}, seed 003)."""
+    task_id = data.get("task_id") or data.get("taskId") or data.get("id") if isinstance(data, dict) else None
+    if not isinstance(task_id, str | int) or isinstance(task_id, bool) or not str(task_id):
+        raise ProviderError(f"image3d.io accepted the request but returned no task_id: {str(data)[:200]}")
+    return str(task_id)
 
 
 def snapshot(data: Any) -> TaskSnapshot:
@@ -96,6 +142,8 @@ class Image3DProvider(Provider):
     outputs: ClassVar[frozenset[Output]] = frozenset({"model"})
     # A task whose create answer was lost (or made elsewhere) is fetched by its id from the status call.
     can_recover: ClassVar[bool] = True
+    # Error codes (seed 003): "500 | Internal server error | Retry after a few seconds".
+    create_retries_server_errors: ClassVar[bool] = True
     # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
     max_image_side: ClassVar[int] = 4096
@@ -110,6 +158,12 @@ class Image3DProvider(Provider):
     @staticmethod
     def auth_header(api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
+
+    def key_warning(self, api_key: str) -> str | None:
+        return idtoken.submit_warning(api_key)
+
+    def key_status(self, api_key: str) -> str | None:
+        return idtoken.describe(api_key)
 
     def balance(self, client: ApiClient) -> float | None:
         data = friendly(lambda: client.request("GET", BALANCE_PATH).json())
@@ -147,25 +201,24 @@ class Image3DProvider(Provider):
         if prompt:
             body["prompt"] = prompt
         if image is not None:
-            encoded = base64.b64encode(image).decode("ascii")
-            kind = sniff_bytes(image[:32]) or "png"
-            body["image"] = f"data:image/{kind};base64,{encoded}" if SEND_DATA_URI else encoded
+            # "image | string | If image mode | Base64-encoded image data" (seed 003): plain base64, no
+            # data: URI prefix.
+            body["image"] = base64.b64encode(image).decode("ascii")
         return body
 
     def _submit(self, ctx: Any, image: bytes | None) -> str:
         body = self.body(ctx.request, image)
         try:
-            data = friendly(lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json())
+            data = with_fresh_token(ctx, lambda: friendly(
+                lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json()))
         except RateLimited as exc:  # a refused generate: the account's parallel generations are all busy
             raise SlotWait("Waiting for a free slot: image3d.io runs a limited number of generations at once for "
                            "this account (Pro: 5)", retry_after=exc.retry_after, code=exc.code) from None
-        task_id = data.get("task_id") or data.get("taskId") or data.get("id") if isinstance(data, dict) else None
-        if not isinstance(task_id, str | int) or isinstance(task_id, bool) or not str(task_id):
-            raise ProviderError(f"image3d.io accepted the request but returned no task_id: {str(data)[:200]}")
-        return str(task_id)
+        return task_id_of(data)
 
     def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
-        return snapshot(friendly(lambda: ctx.client.request("GET", f"{STATUS_PATH}/{task.remote_id}").json()))
+        return snapshot(with_fresh_token(ctx, lambda: friendly(
+            lambda: ctx.client.request("GET", f"{STATUS_PATH}/{task.remote_id}").json())))
 
     def _fresh_link(self, ctx: Any) -> str:
         snap = self._fetch(ctx, ctx.job().task(TASK_KEY))

@@ -47,9 +47,7 @@ COMMON_ANIMATIONS = (
 )
 
 # Endpoint paths by task key prefix.
-_PATHS = {"image": "/openapi/v1/image-to-3d", "rig": meshy_rigging.RIG_PATH, "anim": meshy_rigging.ANIMATION_PATH,
-          "remesh": meshy_rigging.REMESH_PATH, "multi": "/openapi/v1/multi-image-to-3d",
-          "preview": "/openapi/v2/text-to-3d", "refine": "/openapi/v2/text-to-3d"}
+_PATHS = meshy_rigging.PATHS
 BALANCE_PATH = "/openapi/v1/balance"
 MAX_PROMPT = 600
 MAX_VIEWS = 4
@@ -81,7 +79,9 @@ class MeshyProvider(Provider):
                    inputs=_GENERATE),
         OptionSpec("enable_pbr", "PBR Maps", "bool", False, "Metallic, roughness and normal maps",
                    depends_on=("should_texture", True), inputs=_GENERATE),
-        OptionSpec("should_remesh", "Remesh", "bool", False, "Rebuild the topology", inputs=_GENERATE),
+        OptionSpec("should_remesh", "Remesh", "bool", False,
+                   "Rebuild the topology (always on with Rig: rigging refuses models over 300,000 faces)",
+                   inputs=_GENERATE),
         OptionSpec("remesh_first", "Remesh First", "bool", False,
                    "Remesh before rigging (needed over 300,000 faces; 5 credits)", inputs=_MESH),
         OptionSpec("topology", "Topology", "enum", "triangle", "Faces of the remeshed model",
@@ -113,6 +113,12 @@ class MeshyProvider(Provider):
             raise InputError("Meshy image to 3D takes exactly one image")
         if request.kind == "multi_image" and request.inputs and not 1 <= len(request.inputs) <= MAX_VIEWS:
             raise InputError(f"Meshy multi-image to 3D takes 1 to {MAX_VIEWS} images, not {len(request.inputs)}")
+        if request.rig and request.kind in _GENERATE and not request.options.get("should_texture", True):
+            # "We currently support textured humanoid models"; auto-rigging "is not suitable for ...
+            # Untextured meshes" (seed 002, Rigging API): refused here, before anything is paid.
+            raise InputError("Meshy rigs textured characters only: turn on Texture (10 credits more) or turn off "
+                             "Rig & animate. Nothing was sent.")
+        meshy_rigging.check_action_ids(request.animations)
 
     def cost(self, request: GenerationRequest) -> float | None:
         opts = request.options
@@ -130,19 +136,43 @@ class MeshyProvider(Provider):
             return model
         return model + 5 + 3 * len(request.animations)
 
+    def added_steps(self, request: GenerationRequest) -> list[str]:
+        if request.kind in _GENERATE and request.rig and not request.options.get("should_remesh"):
+            faces = int(request.options.get("target_polycount") or meshy_rigging.RIG_POLYCOUNT)
+            return [f"Rig is on: Marionette turns on Remesh ({faces:,} faces) because Meshy's rigging refuses "
+                    f"models over {meshy_rigging.MAX_RIG_FACES:,} faces (no extra credits in Meshy's price list). "
+                    f"Should Meshy's model still be over the limit, it is remeshed before rigging "
+                    f"(+{meshy_rigging.REMESH_CREDITS} credits)."]
+        return []
+
+    def task_cost(self, request: GenerationRequest, key: str) -> float | None:
+        """Credits one remote task of this job costs (Meshy's price table, seed 002)."""
+        kind = key.split(":", 1)[0]
+        opts = request.options
+        new_model = opts.get("ai_model", "latest") in ("latest", "meshy-6")
+        textured = bool(opts.get("should_texture", True))
+        prices = {"image": (30 if textured else 20) if new_model else (15 if textured else 5),
+                  "preview": 20 if new_model else 5, "refine": 10, "rig": 5, "anim": 3,
+                  "remesh": meshy_rigging.REMESH_CREDITS}
+        prices["multi"] = prices["image"]
+        return prices.get(kind)
+
     # -- pipeline ----------------------------------------------------------------------------------
 
     def run(self, ctx: Any) -> None:
         request: GenerationRequest = ctx.request
         if request.kind == "mesh":
+            meshy_rigging.check_catalog(ctx, request.animations)
             meshy_rigging.run_mesh(ctx)
             return
         if request.kind == "armature":
+            meshy_rigging.check_catalog(ctx, request.animations)
             meshy_rigging.run_add_animations(ctx)
             return
         if request.kind == "task":
             self.recover(ctx)
             return
+        meshy_rigging.check_catalog(ctx, request.animations)
         end = 0.5 if request.rig else 0.9
         if request.kind == "text":
             model_key, model_id = self._text_model(ctx, end)
@@ -163,7 +193,7 @@ class MeshyProvider(Provider):
             ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task=model_key)],
                                 refresh_url=lambda a: self._refresh(ctx, a))
             return
-        rig_id = meshy_rigging.rig(ctx, {"input_task_id": model_id}, start=0.5, end=0.65)
+        rig_id = meshy_rigging.rig_model(ctx, model_key, model_id, start=0.5, end=0.65)
         keys = meshy_rigging.animate(ctx, rig_id, request.animations, start=0.65, end=0.9)
         assets = meshy_rigging.character_assets(ctx) + meshy_rigging.animation_assets(ctx, keys)
         ctx.download_assets(assets, refresh_url=lambda a: self._refresh(ctx, a))
@@ -176,13 +206,13 @@ class MeshyProvider(Provider):
         if kind not in ("png", "jpeg"):
             raise InputError("Meshy takes PNG or JPEG images")
         body = {"image_url": f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}",
-                **_model_options(ctx.request.options)}
+                **_model_options(ctx.request.options, rig=ctx.request.rig)}
         return self._create(ctx, "image", body)
 
     def _create_multi_task(self, ctx: Any) -> str:
         files = self.input_files(ctx)
         body = {"image_urls": [meshy_rigging.png_data_uri(data) for data in files],
-                **_model_options(ctx.request.options)}
+                **_model_options(ctx.request.options, rig=ctx.request.rig)}
         return self._create(ctx, "multi", body)
 
     def _text_model(self, ctx: Any, end: float) -> tuple[str, str]:
@@ -195,11 +225,8 @@ class MeshyProvider(Provider):
         textured = bool(opts["should_texture"])
         mid = end / 2 if textured else end
         preview: dict[str, Any] = {"mode": "preview", "prompt": prompt, "ai_model": opts["ai_model"],
-                                   "should_remesh": opts["should_remesh"], "pose_mode": opts["pose_mode"],
-                                   "target_formats": ["glb"]}
-        if opts["should_remesh"]:
-            preview["topology"] = opts["topology"]
-            preview["target_polycount"] = opts["target_polycount"]
+                                   "pose_mode": opts["pose_mode"], "target_formats": ["glb"],
+                                   **_remesh_options(opts, rig=request.rig)}
         ctx.set_stage("Mesh: submitting", 0.0)
         preview_id = ctx.submit_once("preview", "Mesh", lambda: self._create(ctx, "preview", preview),
                                      find=lambda sent_at: meshy_rigging.find_created(ctx, "preview", sent_at, prompt))
@@ -227,9 +254,7 @@ class MeshyProvider(Provider):
         return float(value)
 
     def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
-        path = _PATHS[task.key.split(":", 1)[0]]
-        data = ctx.client.request("GET", f"{path}/{task.remote_id}").json()
-        return explained(data)
+        return meshy_rigging.fetch(ctx, task)
 
     def _refresh(self, ctx: Any, asset: Asset) -> str:
         """A fresh signed URL for an asset whose link expired: re-read its task."""
@@ -272,26 +297,30 @@ class MeshyProvider(Provider):
                             "account that made a task can see it")
 
     def cancel_remote(self, ctx: Any) -> None:
-        for task in ctx.job().tasks:
-            if task.remote_id and task.status.value in ("submitted",):
-                path = _PATHS[task.key.split(":", 1)[0]]
-                ctx.client.request("DELETE", f"{path}/{task.remote_id}")
-                log.info("cancelled %s task %s on Meshy", task.key, task.remote_id)
+        meshy_rigging.cancel_tasks(ctx)
 
 
-def _model_options(opts: dict[str, Any]) -> dict[str, Any]:
+def _model_options(opts: dict[str, Any], *, rig: bool = False) -> dict[str, Any]:
     """The generation options image-to-3d and multi-image-to-3d share."""
-    body: dict[str, Any] = {
+    return {
         "ai_model": opts["ai_model"],
         "should_texture": opts["should_texture"],
         "enable_pbr": opts["enable_pbr"] and opts["should_texture"],
-        "should_remesh": opts["should_remesh"],
         "pose_mode": opts["pose_mode"],
         "target_formats": ["glb"],
+        **_remesh_options(opts, rig=rig),
     }
-    if opts["should_remesh"]:
-        body["topology"] = opts["topology"]
-        body["target_polycount"] = opts["target_polycount"]
+
+
+def _remesh_options(opts: dict[str, Any], *, rig: bool) -> dict[str, Any]:
+    """should_remesh and its settings. With Rig on it is always on: with meshy-6 should_remesh defaults
+    to false and "the API returns the highest-precision triangular mesh", which rigging refuses over
+    300,000 faces (seed 002). target_polycount (100 to 300,000; default 30,000) keeps it under."""
+    remesh = bool(opts["should_remesh"]) or rig
+    body: dict[str, Any] = {"should_remesh": remesh}
+    if remesh:
+        body["topology"] = opts.get("topology", "triangle")
+        body["target_polycount"] = int(opts.get("target_polycount") or meshy_rigging.RIG_POLYCOUNT)
     return body
 
 

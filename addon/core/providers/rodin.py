@@ -93,6 +93,19 @@ def check_body(data: Any, what: str) -> dict[str, Any]:
     raise ProviderError(text, code=code)
 
 
+def subscription_key(jobs: Any) -> str | None:
+    """The subscription key from a submit answer's ``jobs``. Seed 004's example shows an object
+    ({"uuids": [...], "subscription_key": ...}) while its field list says "An array of job objects", each
+    with uuids and subscription_key: both are read (the first job that has a key)."""
+    candidates = jobs if isinstance(jobs, list) else [jobs]
+    for item in candidates:
+        if isinstance(item, dict):
+            key = item.get("subscription_key")
+            if isinstance(key, str) and key:
+                return key
+    return None
+
+
 def aggregate(jobs: Any) -> TaskSnapshot:
     """One snapshot for a task from the states of its jobs (provider-api.md 2.3)."""
     if not isinstance(jobs, list) or not jobs:
@@ -267,8 +280,7 @@ class RodinProvider(Provider):
             parts.append((name, (None, value, None)))
         data = check_body(ctx.client.request("POST", GENERATE_PATH, files=parts).json(), "generation request")
         task_uuid = data.get("uuid")
-        jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
-        key = jobs.get("subscription_key") if isinstance(jobs, dict) else None
+        key = subscription_key(data.get("jobs"))
         if not isinstance(task_uuid, str) or not task_uuid:
             raise ProviderError(f"Rodin accepted the request but returned no task uuid: {str(data)[:200]}")
         if isinstance(key, str) and key:
