@@ -100,6 +100,8 @@ def _submit_mesh(provider: str, mesh: Any, *, rig: bool, animations: list[Animat
     objects = []
     for item in items:
         obj = bpy.data.objects.get(item) if isinstance(item, str) else item
+        if _deleted(obj):
+            raise InputError("mesh= is an object that was deleted from this file; pass a mesh that is in it")
         if not isinstance(obj, bpy.types.Object):
             raise InputError(f"mesh= takes mesh objects or their names; {item!r} is not an object in this file")
         objects.append(obj)
@@ -138,6 +140,17 @@ def export(armature: Any, path: str | Path, preset: str = "godot") -> str:
     return str(engine_export.export(obj, path, preset))
 
 
+def _deleted(obj: Any) -> bool:
+    """True for a Blender object whose data was removed (any access raises ReferenceError)."""
+    if not isinstance(obj, bpy.types.ID):
+        return False
+    try:
+        obj.name  # noqa: B018
+    except ReferenceError:
+        return True
+    return False
+
+
 def _image_file(item: ImageArg) -> tuple[str, bytes]:
     if isinstance(item, bpy.types.Image):
         return exporter.image_bytes(item)
@@ -150,6 +163,9 @@ def _animations(provider: Provider, wanted: Iterable[int | str]) -> list[Animati
     def norm(text: str) -> str:
         return text.lower().replace("_", "").replace(" ", "")
 
+    if isinstance(wanted, str | bytes):
+        raise InputError(f"animations= takes a list of names or ids, e.g. animations=[{wanted!r}], not a "
+                         "single string")
     by_name = {norm(c.name): c for c in provider.common_animations}
     by_id = {c.action_id: c for c in provider.common_animations}
     chosen: list[AnimationChoice] = []

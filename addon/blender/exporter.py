@@ -20,7 +20,7 @@ from mathutils import Matrix
 from ..core import png
 from ..core.errors import InputError
 from ..core.formats import PNG_MAGIC, sniff_bytes
-from ..core.runner import image_size
+from ..core.runner import MAX_IMAGE_PIXELS, image_size, jpeg_problem, png_problem
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,29 @@ def fit_images(files: list[tuple[str, bytes]], max_side: int | None,
         width, height = size
         factor = max_side / max(width, height)
         new_size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        out.append((f"{Path(name).stem}.png", _scaled_png(data, new_size)))
+        out.append((f"{Path(name).stem}.png", _checked_scaled_png(name, data, size, new_size)))
         scaled.append(f"{name} from {width}x{height} to {new_size[0]}x{new_size[1]}")
     if not scaled:
         return out, None
     return out, f"Downscaled for {label} (up to {max_side} px): " + "; ".join(scaled)
+
+
+def _checked_scaled_png(name: str, data: bytes, size: tuple[int, int], new_size: tuple[int, int]) -> bytes:
+    """_scaled_png, after the checks that say in the artist's words why a picture cannot be scaled: a
+    header claiming more pixels than any real picture, damaged data, or Blender refusing it."""
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(f"The image {name} says it is {width}x{height} pixels, more than Marionette reads "
+                         f"({MAX_IMAGE_PIXELS >> 20} megapixels): it is damaged or far too large. Save it smaller.")
+    problem = png_problem(data) if data.startswith(PNG_MAGIC) else jpeg_problem(data)
+    if problem:
+        raise InputError(f"The image {name} is damaged ({problem}): open it in an image editor and save it "
+                         "again, or pick another picture")
+    try:
+        return _scaled_png(data, new_size)
+    except RuntimeError as exc:
+        raise InputError(f"Blender could not read the image {name} to downscale it; save it again as PNG or "
+                         "JPEG") from exc
 
 
 def _scaled_png(data: bytes, size: tuple[int, int]) -> bytes:

@@ -84,6 +84,7 @@ from mathutils import Matrix
 
 from ..core.errors import ImportFailed
 from ..core.formats import sniff_file
+from ..core.resultcheck import check_model
 from . import inplace, normalize
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def _model_kind(path: Path, what: str) -> str:
     except OSError as exc:
         raise ImportFailed(f"The {what} {path.name!r} cannot be read: {exc}") from exc
     if kind in ("glb", "gltf", "fbx"):
+        check_model(path)  # nothing outside the job's folder may be read or packed through the file
         return kind
     found = f"a {kind.upper()} picture" if kind in ("png", "jpeg") else "not a GLB, glTF or FBX model"
     raise ImportFailed(f"The {what} {path.name!r} is {found}; nothing was imported.")

@@ -431,7 +431,8 @@ class MARIONETTE_OT_retry_job(_JobOperator):
 
     def run(self, context: bpy.types.Context) -> str:
         job = jobs.retry(self.job_id)
-        return f"Marionette: retrying {job.request.name}"
+        # What the retry reuses and what it will cost ("Retry reuses the model (already paid); ...").
+        return f"Marionette: retrying {job.request.name}" + (f". {job.notice}" if job.notice else "")
 
 
 class MARIONETTE_OT_copy_task_id(_JobOperator):

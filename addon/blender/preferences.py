@@ -3,6 +3,7 @@ userpref.blend) and a base URL. Environment variables override both."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import bpy
@@ -11,6 +12,8 @@ from bpy.props import BoolProperty, IntProperty, StringProperty
 from ..core.declared import DEFAULT_MAX_DOWNLOAD_MB, DOWNLOAD_LIMIT_ENV, env_name
 from ..core.declared import providers as declared_providers
 from . import session
+
+log = logging.getLogger(__name__)
 
 # The key fields read and write the key file, so they load Marionette's core (first draw of the
 # preferences, a script setting a key); registering the class loads nothing.
@@ -25,7 +28,18 @@ def _key_getter(provider_id: str) -> Any:
 
 def _key_setter(provider_id: str) -> Any:
     def set_(_self: Any, value: str) -> None:
-        session.get().keys.set(provider_id, value.strip())
+        from ..core.http import key_problem, register_secret  # requests: loaded on first use
+
+        current = session.get()
+        value = value.strip()
+        register_secret(value)
+        problem = key_problem(value)
+        if problem:  # refused where it enters: said under the field, never stored, never quoted
+            current.key_problems[provider_id] = f"Key not saved: {problem}. Copy it again (no spaces)."
+            log.warning("the %s key was not saved: %s", provider_id, problem)
+            return
+        current.key_problems.pop(provider_id, None)
+        current.keys.set(provider_id, value)
 
     return set_
 
@@ -79,13 +93,15 @@ class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        current = session.active()
         for provider in declared_providers().values():
             box = layout.box()
             box.label(text=provider.label)
             box.prop(self, f"{provider.id}_api_key")
-            current_session = session.active()
-            status = (current_session.providers[provider.id].key_status(current_session.config(provider.id).api_key)
-                      if current_session else None)
+            if current and (refused := current.key_problems.get(provider.id)):
+                box.label(text=refused, icon="ERROR")
+            status = (current.providers[provider.id].key_status(current.config(provider.id).api_key)
+                      if current else None)
             if status:  # e.g. how long image3d.io's ID token has left
                 box.label(text=status, icon="TIME")
             box.prop(self, f"{provider.id}_base_url")
@@ -98,7 +114,6 @@ class MARIONETTE_AP_preferences(bpy.types.AddonPreferences):
         layout.label(text=tested, icon="CHECKMARK" if untested_note is None else "INFO")
         if untested_note is not None:
             layout.label(text=untested_note)
-        current = session.active()
         if current:
             layout.label(text=f"Jobs and downloads: {current.root}")
 

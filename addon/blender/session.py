@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import bpy
+
+from ..core.errors import ConfigError  # stdlib only: cheap at start
 
 if TYPE_CHECKING:
     from ..core.http import ProviderConfig
@@ -48,6 +51,9 @@ class Session:
         # The last refusal or warning of a Marionette operator, shown in the panel until the next action
         # (the status bar forgets it in seconds). Kept here, not in the scene, so no .blend carries it.
         self.panel_message: tuple[str, str] | None = None
+        # Keys the preferences refused (provider id -> why, never the key), shown under the key field.
+        self.key_problems: dict[str, str] = {}
+        self._synced_at = self._adopted_at = time.monotonic()
 
     def preferences(self) -> bpy.types.AddonPreferences | None:
         addon = bpy.context.preferences.addons.get(PACKAGE)
@@ -57,7 +63,6 @@ class Session:
         """Hand the preference's (or the environment's) download limit to the runner; the problem, if the
         environment's value is not valid (the limit then stays as it was)."""
         from ..core import config as core_config
-        from ..core.errors import ConfigError
 
         prefs = self.preferences()
         try:
@@ -81,7 +86,9 @@ class Session:
         provider = self.providers[provider_id]
         try:
             cfg = self.config(provider_id)
-        except Exception as exc:  # a malformed URL in the preferences
+        except ConfigError as exc:  # a malformed URL or an unusable key (the message says which)
+            return str(exc)
+        except Exception as exc:
             return f"{provider.label} base URL is not valid: {exc}"
         return core_config.problem(provider, cfg, bpy.app.online_access)
 
@@ -101,9 +108,32 @@ class Session:
             log.info("resumed %d unfinished job(s)", len(resumed))
         return resumed
 
+    def sync(self) -> None:
+        """Other Blender windows on this user folder: take in their journal changes (often), and take
+        over the unfinished jobs of a window that quit or crashed (every few seconds)."""
+        now = time.monotonic()
+        if now - self._synced_at < SYNC_INTERVAL:
+            return
+        self._synced_at = now
+        self.runner.sync()
+        if now - self._adopted_at < TAKEOVER_INTERVAL:
+            return
+        self._adopted_at = now
+        for job_id in self.runner.orphans():
+            job = self.store.get(job_id)
+            if self.problem(job.provider):
+                continue
+            if self.runner.resume(job_id, self.config(job.provider)):
+                log.info("took over job %s from a Blender window that is gone", job_id)
+
     def stop(self) -> None:
         self.runner.shutdown()
 
+
+# How often the pump looks at the journal for other windows' changes, and for jobs left by a window that
+# quit (a stat when nothing changed; a lock attempt per unfinished job not running here).
+SYNC_INTERVAL = 0.5
+TAKEOVER_INTERVAL = 3.0
 
 _session: Session | None = None
 

@@ -43,6 +43,7 @@ def _tick(current: session.Session) -> float:
     current.runner.online_access = bpy.app.online_access
     if not current.resumed:
         current.resume_jobs()
+    current.sync()  # other Blender windows on the same user folder
     changed: set[str] = set()
     deadline = time.perf_counter() + BUDGET_SECONDS
     while time.perf_counter() < deadline:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .errors import ProviderError, TransientError
+from .errors import ProviderError
 from .http import ApiClient, ProviderConfig, Timing
 from .models import AnimationChoice
 
@@ -115,26 +115,13 @@ class CatalogCache:
 
 
 def fetch_entries(client: ApiClient, max_bytes: int | None = None) -> list[CatalogEntry]:
-    """The library's entries, read with `client` (its policy: online access, no redirects), at most
-    `max_bytes` of body (MAX_CATALOG_BYTES by default)."""
-    max_bytes = MAX_CATALOG_BYTES if max_bytes is None else max_bytes
-    response = client.request("GET", CATALOG_PATH, stream=True)
+    """The library's entries, read with `client` (its policy: online access, no redirects, an answer
+    bounded on the wire and once decompressed), at most `max_bytes` of body (MAX_CATALOG_BYTES by
+    default)."""
+    client.max_answer_bytes = MAX_CATALOG_BYTES if max_bytes is None else max_bytes
+    body = client.request("GET", CATALOG_PATH).content
     try:
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise ProviderError(f"Meshy's animation library is larger than {max_bytes >> 20} MB: refused")
-        body = bytearray()
-        try:
-            for chunk in response.iter_content(64 << 10):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise ProviderError(f"Meshy's animation library is larger than {max_bytes >> 20} MB: refused")
-        except OSError as exc:  # requests' connection errors are OSErrors
-            raise TransientError(f"The animation library's answer was cut off ({exc.__class__.__name__})") from exc
-    finally:
-        response.close()
-    try:
-        return parse(json.loads(bytes(body).decode("utf-8")))
+        return parse(json.loads(body.decode("utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProviderError("Meshy's animation library did not answer with JSON") from exc
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from . import netpolicy
 from .downloads import DEFAULT_MAX_BYTES
 from .errors import ConfigError
-from .http import ProviderConfig, Timing
+from .http import ProviderConfig, Timing, key_problem, register_secret
 from .providers.base import Provider
 
 
@@ -20,9 +20,20 @@ def env_name(provider_id: str, what: str) -> str:
 def resolve(provider: Provider, pref_key: str, pref_base_url: str,
             environ: Mapping[str, str] | None = None) -> ProviderConfig:
     env = os.environ if environ is None else environ
-    key = env.get(env_name(provider.id, "API_KEY")) or pref_key
+    env_key = env.get(env_name(provider.id, "API_KEY"))
+    key = (env_key or pref_key).strip()
+    register_secret(key)  # hidden from every message even when it is refused below
+    problem = key_problem(key)
+    if problem:
+        where = env_name(provider.id, "API_KEY") if env_key else "Preferences > Add-ons > Marionette"
+        raise ConfigError(f"The {provider.label} {provider.key_label} in {where} cannot be used: {problem}. "
+                          "Copy it again from the provider's dashboard (letters, digits and punctuation only, "
+                          "no spaces).")
     base = env.get(env_name(provider.id, "BASE_URL")) or pref_base_url or provider.default_base_url
-    return ProviderConfig(base_url=base.strip(), api_key=key.strip())
+    try:
+        return ProviderConfig(base_url=base.strip(), api_key=key)
+    except ConfigError as exc:
+        raise ConfigError(f"{provider.label} base URL is not valid: {exc}") from None
 
 
 def problem(provider: Provider, config: ProviderConfig, online_access: bool) -> str | None:

@@ -48,6 +48,11 @@ class TransientError(ProviderError):
     """5xx, connection refused or reset, timeouts: worth retrying with backoff."""
 
 
+class ProtocolError(ProviderError):
+    """The provider answered, but not in a form Marionette can read (a wrong shape, an oversized or
+    bomb-like body). Not retried on its own: the job fails saying so, its tasks kept for Retry."""
+
+
 class TaskFailed(ProviderError):
     """The provider ran the task and it FAILED; carries the provider's message and code."""
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import logging
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import quote, quote_plus, urljoin
 
 import requests
 from urllib3 import exceptions as u3
@@ -26,6 +28,8 @@ from . import netpolicy
 from .errors import (
     AuthError,
     Cancelled,
+    ConfigError,
+    ProtocolError,
     ProviderError,
     QuotaError,
     RateLimited,
@@ -49,20 +53,51 @@ _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
 
+def key_problem(value: str) -> str | None:
+    """Why `value` cannot be an API key, in words that never quote it, or None. Keys are printable
+    ASCII without spaces: anything else is a paste gone wrong (a line break, a zero-width space) and
+    would either be refused by the HTTP stack with the key in its message or fail to encode."""
+    for index, ch in enumerate(value):
+        code = ord(ch)
+        where = f" (character {index + 1} of {len(value)})"
+        if ch in "\r\n":
+            return "it contains a line break" + where
+        if ch == " " or ch == "\t":
+            return "it contains a space or tab" + where
+        if code < 0x20 or code == 0x7F:
+            return f"it contains a control character (U+{code:04X})" + where
+        if code > 0x7E:
+            return f"it contains a character that is not plain ASCII (U+{code:04X})" + where
+    return None
+
+
+def secret_forms(value: str) -> set[str]:
+    """The key and the escaped or quoted forms it takes in messages: repr (Python's escapes, as requests
+    quotes a refused header), JSON strings, unicode_escape, its UTF-8 bytes' repr, URL quoting."""
+    forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+             value.encode("unicode_escape").decode("ascii"), repr(value.encode("utf-8", "replace"))[2:-1],
+             quote(value, safe=""), quote_plus(value, safe="")}
+    for form in list(forms):
+        forms.add(json.dumps(form)[1:-1])  # a message that was itself JSON-escaped (a journal, a log as JSON)
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
 def register_secret(value: str) -> None:
-    """Remember a key so that `redact` and the log filter hide it from now on (in memory only)."""
+    """Remember a key so that `redact` and the log filter hide it (and its escaped forms) from now on,
+    in memory only."""
     value = (value or "").strip()
     if len(value) < MIN_SECRET_LENGTH:
         return
+    forms = secret_forms(value)
     with _secrets_lock:
-        known = value in _secrets
-        _secrets.add(value)
+        known = forms <= _secrets
+        _secrets.update(forms)
     if not known:
         install_log_redaction()
 
 
 def redact(text: str) -> str:
-    """`text` with every registered key replaced; cheap when there is none."""
+    """`text` with every registered key (and each escaped form of it) replaced; cheap when there is none."""
     if not _secrets or not text:
         return text
     with _secrets_lock:
@@ -127,8 +162,12 @@ class ProviderConfig:
     api_key: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        netpolicy.host_of(self.base_url)  # raises ConfigError on a malformed URL
-        register_secret(self.api_key)
+        netpolicy.parse(self.base_url)  # raises ConfigError on a malformed or ambiguous URL
+        register_secret(self.api_key)  # even a refused key: nothing may ever show it
+        problem = key_problem(self.api_key)
+        if problem:
+            raise ConfigError(f"The API key cannot be used: {problem}. Copy it again from the provider's "
+                              "dashboard (only letters, digits and punctuation, no spaces).")
 
 
 @dataclass
@@ -172,26 +211,35 @@ class ApiClient:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.trust_env = False  # proxies and .netrc from the environment must not see our keys
+        self.max_answer_bytes = MAX_ANSWER_BYTES
 
     def url(self, path: str) -> str:
         return urljoin(self.config.base_url.rstrip("/") + "/", path.lstrip("/"))
 
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
+        """Send one request and read its answer whole, within MAX_ANSWER_BYTES on the wire and after
+        decompression. The URL is checked and sent in the one form `netpolicy.parse` reads."""
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
-        netpolicy.check_allowed(url, self._online_access())
+        target = netpolicy.check_allowed(url, self._online_access())
         headers = dict(kwargs.pop("headers", None) or {})
-        if self.config.api_key and netpolicy.same_origin(url, self.config.base_url):
+        headers.setdefault("Accept-Encoding", ANSWER_ENCODINGS)  # only what read_answer can bound
+        if self.config.api_key and netpolicy.same_origin(target.url, self.config.base_url):
             headers.update(self._auth_header(self.config.api_key))
-        host = netpolicy.host_of(url)
+        host = target.host
         try:
             response = self.session.request(
                 method,
-                url,
+                target.url,
                 headers=headers,
                 timeout=(self.timing.connect_timeout, self.timing.read_timeout),
                 allow_redirects=False,  # a redirect must never carry the key to another host
+                stream=True,  # the body is read by read_answer, never whole into memory unchecked
                 **kwargs,
             )
+            try:
+                read_answer(response, host, self.max_answer_bytes)
+            finally:
+                response.close()
         except requests.ConnectionError as exc:
             if nothing_sent(exc):
                 raise ConnectFailed(f"Could not connect to {host} ({connection_problem(exc)})") from exc
@@ -210,6 +258,100 @@ class ApiClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+# API answers (status, task lists, balances: a few KB) are read whole into memory, so they are bounded:
+# at most this many bytes on the wire and this many after decompression. Downloads have their own limit.
+MAX_ANSWER_BYTES = 8 << 20
+ANSWER_ENCODINGS = "gzip, deflate"
+_READ = 64 << 10
+
+
+def read_answer(response: requests.Response, host: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
+    """Read a streamed response's body into `response.content`, decompressing it here (gzip, deflate or
+    none) with at most `limit` bytes on the wire and `limit` bytes after decompression, and never more
+    than a chunk's worth of inflated data in memory beyond what is kept. ProtocolError when it is
+    larger or in an encoding Marionette did not ask for."""
+    raw: Any = response.raw
+    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        inflater: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflater = _Deflate()
+    elif encoding in ("identity", ""):
+        inflater = None
+    else:
+        raise ProtocolError(f"{host} answered in an encoding Marionette did not ask for ({encoding[:40]})",
+                            code="bad_encoding")
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise _too_big(host, limit, "")
+    body = bytearray()
+    wire = 0
+    while True:
+        try:
+            chunk = raw.read(_READ, decode_content=False)
+        except u3.ReadTimeoutError as exc:  # the mapping requests' own body reading does
+            raise requests.ConnectionError(exc) from exc
+        except (u3.ProtocolError, OSError) as exc:
+            raise requests.exceptions.ChunkedEncodingError(exc) from exc
+        if not chunk:
+            break
+        wire += len(chunk)
+        if wire > limit:
+            raise _too_big(host, limit, "")
+        if inflater is None:
+            body += chunk
+            continue
+        data = chunk
+        while data:
+            try:
+                body += inflater.decompress(data, limit + 1 - len(body))
+            except zlib.error as exc:
+                raise requests.exceptions.ContentDecodingError(exc) from exc
+            if len(body) > limit:
+                raise _too_big(host, limit, " once decompressed")
+            data = inflater.unconsumed_tail
+            if getattr(inflater, "eof", False):
+                break
+    if inflater is not None:
+        try:
+            body += inflater.flush()[: limit + 1 - len(body)]
+        except zlib.error as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from exc
+        if len(body) > limit:
+            raise _too_big(host, limit, " once decompressed")
+    response._content = bytes(body)  # what .json() and .text read
+    response._content_consumed = True  # type: ignore[attr-defined]
+    return response._content
+
+
+class _Deflate:
+    """HTTP "deflate" is zlib-wrapped by the standard and raw in some servers: take either."""
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+        self.unconsumed_tail = b""
+        self.eof = False
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._inner is None:
+            self._inner = zlib.decompressobj(zlib.MAX_WBITS if data[:1] == b"\x78" else -zlib.MAX_WBITS)
+        try:
+            out: bytes = self._inner.decompress(data, max(1, max_length))
+        except zlib.error as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from exc
+        self.unconsumed_tail, self.eof = self._inner.unconsumed_tail, self._inner.eof
+        return out
+
+    def flush(self) -> bytes:
+        return self._inner.flush() if self._inner is not None else b""
+
+
+def _too_big(host: str, limit: int, how: str) -> ProtocolError:
+    return ProtocolError(f"{host} sent an answer larger than {limit >> 20} MB{how}, far more than any status "
+                         "or task answer; it was not read. The provider's tasks are kept: press Retry later.",
+                         code="answer_too_large")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

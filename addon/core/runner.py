@@ -10,6 +10,8 @@ import hashlib
 import json
 import logging
 import queue
+import re
+import shutil
 import struct
 import threading
 import time
@@ -28,6 +30,7 @@ from .errors import (
     DownloadError,
     InputError,
     MarionetteError,
+    ProtocolError,
     ProviderError,
     TaskFailed,
     TransientError,
@@ -46,7 +49,7 @@ from .http import (
 )
 from .models import Asset, GenerationRequest, Job, JobState, RemoteTask, TaskStatus
 from .providers.base import Provider, TaskSnapshot
-from .store import JobStore
+from .store import JobStore, Lease
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,29 @@ LINK_REFRESHES = 2
 # After a create whose answer was lost, the provider's task list is read this many times (the task
 # may appear a moment late) before Marionette gives up looking.
 FIND_ATTEMPTS = 3
+
+# Errors provider code raises on an answer of the wrong shape (a list for an object, "abc" for a number,
+# a missing field, an answer that is not JSON: requests' JSONDecodeError is a ValueError).
+SHAPE_ERRORS: tuple[type[BaseException], ...] = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+
+def unexpected_form(label: str, exc: BaseException) -> ProtocolError:
+    detail = redact(str(exc))[:160]
+    return ProtocolError(f"{label} answered in an unexpected form ({exc.__class__.__name__}: {detail}). The "
+                         "provider's tasks are kept: press Retry later, or report it if it persists.",
+                         code="unexpected_form")
+
+
+def check_task_id(task_id: object) -> str:
+    """A provider task id as given to Recover: letters, digits and `_ . : -`, never a path or a URL."""
+    text = task_id.strip() if isinstance(task_id, str) else ""
+    if not TASK_ID.fullmatch(text) or ".." in text:
+        shown = repr(task_id)[:60]
+        raise InputError(f"{shown} is not a task id: give the id exactly as the provider shows it (letters, "
+                         "digits, '-', '_', '.' or ':')")
+    return text
+
 
 # find(sent_at) -> the remote id of a task this job created at `sent_at` whose answer was lost, or None.
 Finder = Callable[[float], str | None]
@@ -216,6 +242,8 @@ class JobContext:
                 if exc.status is not None or isinstance(exc, ConnectFailed):
                     self._task_status(key, TaskStatus.NEW, sent=False)
                 raise
+            except ProtocolError:  # answered, but unreadably: the task may exist, so it stays SUBMITTING
+                raise
             except (ProviderError, ConfigError):  # refused, or never sent
                 self._task_status(key, TaskStatus.NEW, sent=False)
                 raise
@@ -316,8 +344,8 @@ class JobContext:
             if not waiting:
                 return {k: t for k in keys if (t := job.task(k)) is not None}
             for task in waiting:
-                snap = with_retries(lambda task=task: fetch(task), pacer=self.pacer,  # type: ignore[misc]
-                                    timing=self.timing, notice=self.notice)
+                snap = with_retries(lambda task=task: self._read_status(fetch, task),  # type: ignore[misc]
+                                    pacer=self.pacer, timing=self.timing, notice=self.notice)
                 self._apply_snapshot(task.key, snap)
                 if snap.state is JobState.FAILED:
                     raise TaskFailed(
@@ -330,6 +358,14 @@ class JobContext:
             if any(t.status is not TaskStatus.SUCCEEDED for t in (self.job().task(k) for k in keys) if t):
                 self.pacer.sleep(interval)
                 interval = min(self.timing.max_poll_interval, interval * 1.25)
+
+    def _read_status(self, fetch: Callable[[RemoteTask], TaskSnapshot], task: RemoteTask) -> TaskSnapshot:
+        """One status request. An answer in a shape the provider's code cannot read (not JSON, a list
+        where an object belongs, a wrong-typed field it needs) is a ProtocolError, not a crash."""
+        try:
+            return fetch(task)
+        except SHAPE_ERRORS as exc:
+            raise unexpected_form(self.provider.label, exc) from exc
 
     def _apply_snapshot(self, key: str, snap: TaskSnapshot) -> None:
         def change(job: Job) -> None:
@@ -514,8 +550,12 @@ class JobRunner:
             check_images(files)
         fingerprint = _fingerprint(request, files)
         now = time.time()
+
+        def double_click(job: Job) -> bool:
+            return job.fingerprint == fingerprint and job.state.active and now - job.created_at < DOUBLE_SUBMIT_WINDOW
+
         for job in self.store.all():
-            if job.fingerprint == fingerprint and job.state.active and now - job.created_at < DOUBLE_SUBMIT_WINDOW:
+            if double_click(job):
                 log.info("ignoring a second identical submit within %.1f s: job %s", DOUBLE_SUBMIT_WINDOW, job.id)
                 return job
         job_id = uuid.uuid4().hex[:12]
@@ -532,20 +572,39 @@ class JobRunner:
         if note:
             job.notice = note
             self._notes[job_id] = note
-        self.store.add(job)
+        lease = self.store.lease(job_id)
+        # Under the journal's lock: the same submit from another Blender window a moment ago is one click.
+        other = self.store.add(job, duplicate_of=double_click)
+        if other is not None:
+            if lease is not None:
+                lease.release()
+            shutil.rmtree(folder, ignore_errors=True)
+            self._notes.pop(job_id, None)
+            log.info("ignoring an identical submit made %.1f s ago in another Blender: job %s",
+                     now - other.created_at, other.id)
+            return other
         self.events.put(job_id)
-        self._start(job_id, config)
+        self._start(job_id, config, lease=lease)
         return job
 
     def resume(self, job_id: str, config: ProviderConfig) -> bool:
-        """Restart the worker of an unfinished job (after a Blender restart). False if nothing to do."""
+        """Restart the worker of an unfinished job (after a Blender restart, or when the Blender that ran it
+        is gone). False if there is nothing to do here, or another Blender runs it (holds its lease)."""
         job = self.store.get(job_id)
         if not job.state.active or self.is_running(job_id):
             return False
-        if job.cancel_requested:
-            self.cancel(job_id, config)
+        lease = self.store.lease(job_id)
+        if lease is None:
+            return False  # another Blender window runs it: shown here, polled there
+        self.store.refresh()  # the window that held the lease wrote its last word before letting go
+        job = self.store.get(job_id)
+        if not job.state.active:
+            lease.release()
             return False
-        self._start(job_id, config)
+        if job.cancel_requested:
+            self._start(job_id, config, cancelled=True, lease=lease)
+            return False
+        self._start(job_id, config, lease=lease)
         return True
 
     def retry(self, job_id: str, config: ProviderConfig) -> Job:
@@ -556,6 +615,14 @@ class JobRunner:
             raise ConfigError("This job is still running")
         if job.state is JobState.SUCCEEDED:
             raise ConfigError("This job succeeded: import it again instead")
+        lease = self.store.lease(job_id)
+        if lease is None:
+            raise ConfigError("Another Blender window is still handling this job")
+        self.store.refresh()
+        job = self.store.get(job_id)
+        if job.state.active or job.state is JobState.SUCCEEDED:
+            lease.release()
+            raise ConfigError("Another Blender window has taken this job up again")
 
         def reset(j: Job) -> None:
             kept = []
@@ -579,7 +646,7 @@ class JobRunner:
             self._notes[job_id] = note
             job = self.store.update(job_id, lambda j: setattr(j, "notice", note))
         self.events.put(job_id)
-        self._start(job_id, config)
+        self._start(job_id, config, lease=lease)
         return job
 
     def retry_note(self, job: Job) -> str | None:
@@ -604,12 +671,15 @@ class JobRunner:
 
     def recover(self, provider_id: str, task_id: str, name: str, config: ProviderConfig) -> Job:
         """Download (and later import) the result of a task made elsewhere, by its id."""
+        task_id = check_task_id(task_id)
         request = GenerationRequest(provider=provider_id, kind="task", name=name or f"Recovered {task_id[:8]}",
                                     options={"task_id": task_id})
         return self.submit(request, config)
 
     def cancel(self, job_id: str, config: ProviderConfig | None = None) -> None:
-        """Stop the job; its worker also cancels unfinished tasks on the provider."""
+        """Stop the job; its worker also cancels unfinished tasks on the provider. A job another Blender
+        window runs gets the request in the journal, and that window's worker stops it."""
+        self.store.refresh()  # it may have ended in another window a moment ago
         job = self.store.get(job_id)
         if not job.state.active:
             return
@@ -621,12 +691,50 @@ class JobRunner:
             worker[1].set()
             if pacer is not None:
                 pacer.abort()  # a read blocked on a stalled server ends now, not at its timeout
-        elif config is not None:
-            # No worker (e.g. resumed without one yet): cancel remotely on a short-lived thread.
-            self._start(job_id, config, cancelled=True)
         else:
-            self._finish(job_id, JobState.CANCELED, "Cancelled")
+            lease = self.store.lease(job_id)
+            if lease is None:
+                log.info("job %s runs in another Blender window; it was asked to cancel it", job_id)
+            else:
+                self.store.refresh()
+                if not self.store.get(job_id).state.active:
+                    lease.release()  # it ended in the window that ran it, just now
+                elif config is not None:
+                    # No worker (e.g. resumed without one yet): cancel remotely on a short-lived thread.
+                    self._start(job_id, config, cancelled=True, lease=lease)
+                else:
+                    self._finish(job_id, JobState.CANCELED, "Cancelled")
+                    lease.release()
         self.events.put(job_id)
+
+    def sync(self) -> set[str]:
+        """Take in what other Blender windows wrote to the journal; a job running here whose cancel was
+        asked for there is cancelled. Returns the jobs that changed (the panel redraws them)."""
+        changed = self.store.refresh()
+        for job_id in changed:
+            job = self.store.peek(job_id)
+            if job is not None and job.cancel_requested and job.state.active and self.is_running(job_id):
+                with self._lock:
+                    worker = self._workers.get(job_id)
+                    pacer = self._pacers.get(job_id)
+                if worker is not None and not worker[1].is_set():
+                    worker[1].set()
+                    if pacer is not None:
+                        pacer.abort()
+            self.events.put(job_id)
+        return changed
+
+    def orphans(self) -> list[str]:
+        """Unfinished jobs no Blender runs: not here, and nobody holds their lease (the window that ran
+        them quit or crashed). The caller resumes them."""
+        found = []
+        for job in self.store.all():
+            if job.state.active and not self.is_running(job.id):
+                lease = self.store.lease(job.id)
+                if lease is not None:
+                    lease.release()
+                    found.append(job.id)
+        return found
 
     def is_running(self, job_id: str) -> bool:
         with self._lock:
@@ -656,17 +764,30 @@ class JobRunner:
 
     # -- workers -----------------------------------------------------------------------------------
 
-    def _start(self, job_id: str, config: ProviderConfig, cancelled: bool = False) -> None:
+    def _start(self, job_id: str, config: ProviderConfig, cancelled: bool = False,
+               lease: Lease | None = None) -> None:
+        """Start the job's worker, which holds the job's lease (taken here if not given) until it ends."""
+        if lease is None:
+            lease = self.store.lease(job_id)
+            if lease is None:
+                log.info("job %s runs in another Blender window; not started here", job_id)
+                return
         cancel = threading.Event()
         if cancelled:
             cancel.set()
-        thread = threading.Thread(target=self._work, args=(job_id, config, cancel),
+        thread = threading.Thread(target=self._work, args=(job_id, config, cancel, lease),
                                   name=f"marionette-{job_id}", daemon=True)
         with self._lock:
             self._workers[job_id] = (thread, cancel)
         thread.start()
 
-    def _work(self, job_id: str, config: ProviderConfig, cancel: threading.Event) -> None:
+    def _work(self, job_id: str, config: ProviderConfig, cancel: threading.Event, lease: Lease) -> None:
+        try:
+            self._run_job(job_id, config, cancel)
+        finally:
+            lease.release()
+
+    def _run_job(self, job_id: str, config: ProviderConfig, cancel: threading.Event) -> None:
         job = self.store.get(job_id)
         provider = self.provider(job.provider)
         client = ApiClient(config, auth_header=provider.auth_header, online_access=self.online_access_now,
@@ -694,6 +815,11 @@ class JobRunner:
                 return
             log.warning("job %s failed: %s", job_id, exc)
             self._finish(job_id, JobState.FAILED, "Failed", error=str(exc), code=getattr(exc, "code", None))
+        except SHAPE_ERRORS as exc:  # provider code met an answer it cannot read: a protocol error
+            log.exception("job %s: an answer in an unexpected form", job_id)
+            if not self._stop.is_set():
+                problem = unexpected_form(provider.label, exc)
+                self._finish(job_id, JobState.FAILED, "Failed", error=str(problem), code=problem.code)
         except Exception as exc:  # a bug must not kill the job silently: record it
             log.exception("job %s: unexpected error", job_id)
             if not self._stop.is_set():

@@ -25,8 +25,11 @@ class KeyStore:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             log.error("the key file %s could not be read; keys must be entered again", self.path.name)
+            return {}
+        if not isinstance(data, dict):
+            log.error("the key file %s is not a key list; keys must be entered again", self.path.name)
             return {}
         return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
 

@@ -6,6 +6,16 @@ A journal that cannot be read is copied aside (byte for byte) and reported, neve
 an empty one; what can be saved from it is kept: a complete temp file left by a crash between its
 write and its rename, else every job entry that still reads. API keys are not part of the models, so
 they cannot reach this file.
+
+Many Blenders, one journal: several Blender processes may share the user folder. Every write takes a
+cross-process lock (`journal.lock`, flock), reads what the others wrote since, merges it in and writes the
+result, so no process's jobs or task ids are dropped by another's write. The merge is three-way per job
+and per field: a field this process changed since it last read the file keeps its value, every other
+field takes the file's (so the process running a job keeps its progress and task ids, while a cancel
+requested in another window comes in). A job one process removed is not brought back by another.
+A job is run by one process at a time: the one holding its lease (`jobs/<id>/.lease`, an flock held for
+as long as its worker runs, so the kernel frees it when that Blender quits or crashes, and another takes
+the job over). Other processes show it (`refresh`) and leave it alone.
 """
 
 from __future__ import annotations
@@ -25,10 +35,95 @@ from pydantic import ValidationError
 
 from .models import Job
 
+try:  # POSIX: flock; Windows: msvcrt byte-range locks; elsewhere no cross-process lock
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+try:
+    import msvcrt
+except ImportError:
+    msvcrt = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.json"
 JOURNAL_VERSION = 1
+LOCK_NAME = "journal.lock"
+LEASE_NAME = ".lease"  # in the job's folder
+
+
+def _lock_fd(fd: int, blocking: bool) -> bool:
+    """Lock an open file for this process; False when `blocking` is off and another process holds it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+    if msvcrt is not None:  # pragma: no cover - Windows
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not blocking:
+                    return False
+                time.sleep(0.01)
+    return True  # pragma: no cover
+
+
+def _unlock_fd(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    elif msvcrt is not None:  # pragma: no cover - Windows
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """The journal's cross-process lock, held while the file is read, merged and written."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        _lock_fd(fd, blocking=True)
+        try:
+            yield
+        finally:
+            _unlock_fd(fd)
+    finally:
+        os.close(fd)
+
+
+class Lease:
+    """This process's right to run one job: an exclusive lock on jobs/<id>/.lease, held until released
+    (or until the process ends, when the operating system frees it)."""
+
+    def __init__(self, store: JobStore, job_id: str, fd: int) -> None:
+        self.store = store
+        self.job_id = job_id
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with self.store._lock:
+            self.store._held.discard(self.job_id)
+        try:
+            _unlock_fd(fd)
+        finally:
+            os.close(fd)
+
+
+def _merge3(base: dict[str, Any] | None, ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """Per field: what this process changed since `base` (the last version it read or wrote) wins, the
+    rest is the file's. `updated_at` is the later of the two."""
+    out = dict(theirs)
+    for key, value in ours.items():
+        if base is None or base.get(key) != value:
+            out[key] = value
+    out["updated_at"] = max(float(ours.get("updated_at") or 0), float(theirs.get("updated_at") or 0))
+    return out
 
 
 class JobStore:
@@ -44,8 +139,15 @@ class JobStore:
         self._seq = 0  # snapshot number, taken under _lock
         self._written = 0  # newest snapshot on disk, under _write_lock
         self.warning: str | None = None
+        self._lock_path = root / LOCK_NAME
+        self._base: dict[str, dict[str, Any]] = {}  # each job as last read from or written to the file
+        self._removed: set[str] = set()  # removed here: never taken back in from the file
+        self._held: set[str] = set()  # jobs whose lease this process holds (under _lock)
+        self._disk_sig: tuple[int, int, int] | None = None  # the file as last read or written
         self._load()
         self._dumps = {job_id: job.model_dump(mode="json") for job_id, job in self._jobs.items()}
+        if self.warning is None:
+            self._base = {job_id: dict(dump) for job_id, dump in self._dumps.items()}
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -54,19 +156,21 @@ class JobStore:
             self._adopt_leftover_tmp()
             return
         try:
+            self._disk_sig = self._signature()
             raw = self.path.read_bytes()
             data = json.loads(raw.decode("utf-8"))
             items = data["jobs"]
             if not isinstance(items, list):
                 raise TypeError("jobs is not a list")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: JSON nested too deeply for the parser (a damaged or hostile file).
             self._damaged(exc.__class__.__name__, self._read_tmp())
             return
         jobs, bad = [], 0
         for item in items:
             try:
                 jobs.append(Job.model_validate(item))
-            except (ValidationError, ValueError, TypeError):
+            except (ValidationError, ValueError, TypeError, RecursionError):
                 bad += 1
         if bad:
             self._damaged(f"{bad} of {len(items)} jobs unreadable", jobs)
@@ -79,7 +183,7 @@ class JobStore:
         try:
             data = json.loads(tmp.read_text(encoding="utf-8"))
             return [Job.model_validate(item) for item in data["jobs"]]
-        except (OSError, ValueError, KeyError, TypeError, ValidationError):
+        except (OSError, ValueError, KeyError, TypeError, ValidationError, RecursionError):
             return None
 
     def _adopt_leftover_tmp(self) -> None:
@@ -141,14 +245,24 @@ class JobStore:
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def add(self, job: Job) -> None:
-        with self._lock:
-            if job.id in self._jobs:
-                raise ValueError(f"Job {job.id} exists already")
-            self._jobs[job.id] = job.model_copy(deep=True)
-            self._dumps[job.id] = job.model_dump(mode="json")
-            snapshot = self._snapshot()
-        self._write(*snapshot)
+    def add(self, job: Job, duplicate_of: Callable[[Job], bool] | None = None) -> Job | None:
+        """Add `job` and write it. With `duplicate_of`, first takes in what other processes wrote and,
+        under the journal's lock, returns a copy of a job it matches instead of adding (the double-click
+        guard across Blender windows)."""
+        with self._write_lock, _file_lock(self._lock_path):
+            self._take_in()
+            with self._lock:
+                if duplicate_of is not None:
+                    for other in self._jobs.values():
+                        if duplicate_of(other):
+                            return other.model_copy(deep=True)
+                if job.id in self._jobs:
+                    raise ValueError(f"Job {job.id} exists already")
+                self._jobs[job.id] = job.model_copy(deep=True)
+                self._dumps[job.id] = job.model_dump(mode="json")
+                seq = self._next()
+            self._flush(seq)
+        return None
 
     def update(self, job_id: str, change: Callable[[Job], None]) -> Job:
         """Apply `change` to the stored job and persist it before returning; returns a copy of the result.
@@ -157,10 +271,10 @@ class JobStore:
         with self._lock:
             job = self._jobs[job_id]
             change(job)
-            snapshot = self._changed(job)
+            seq = self._changed(job)
             result = job.model_copy(deep=True)
-        if snapshot:
-            self._write(*snapshot)
+        if seq:
+            self._write(seq)
         return result
 
     @contextmanager
@@ -168,19 +282,20 @@ class JobStore:
         with self._lock:
             job = self._jobs[job_id]
             yield job
-            snapshot = self._changed(job)
-        if snapshot:
-            self._write(*snapshot)
+            seq = self._changed(job)
+        if seq:
+            self._write(seq)
 
     def remove(self, job_id: str) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)
             self._dumps.pop(job_id, None)
-            snapshot = self._snapshot()
-        self._write(*snapshot)
+            self._removed.add(job_id)
+            seq = self._next()
+        self._write(seq)
 
-    def _changed(self, job: Job) -> tuple[int, list[dict[str, Any]]] | None:
-        """Under the lock: a snapshot to write if the job differs from its last saved form, else None."""
+    def _changed(self, job: Job) -> int | None:
+        """Under the lock: a snapshot number to write if the job differs from its last saved form."""
         dump = job.model_dump(mode="json")
         before = self._dumps.get(job.id)
         if before is not None and {**before, "updated_at": None} == {**dump, "updated_at": None}:
@@ -188,25 +303,104 @@ class JobStore:
         job.updated_at = time.time()
         dump["updated_at"] = job.updated_at
         self._dumps[job.id] = dump
-        return self._snapshot()
+        return self._next()
 
-    def _snapshot(self) -> tuple[int, list[dict[str, Any]]]:
-        """Under the lock: the journal's content as of now. The dicts are replaced, never changed, so the
-        list can be serialised after the lock is let go."""
+    def _next(self) -> int:
         self._seq += 1
-        return self._seq, list(self._dumps.values())
+        return self._seq
 
-    def _write(self, seq: int, jobs: list[dict[str, Any]]) -> None:
+    def _write(self, seq: int) -> None:
         """Atomic write (temp file, fsync, rename) outside the jobs lock, so the pump and other workers
-        never wait for the disk. A snapshot older than the one on disk is dropped: the newer one holds
-        this change too, and writing the older one would undo another thread's change."""
+        never wait for the disk. A change already on disk (a later write took it) is not written again."""
         with self._write_lock:
             if seq <= self._written:
                 return
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"version": JOURNAL_VERSION, "jobs": jobs}, fh, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            self._written = seq
+            with _file_lock(self._lock_path):
+                self._take_in()
+                self._flush(self._seq)
+
+    def _flush(self, seq: int) -> None:
+        """Under _write_lock and the file lock, after _take_in: write every job as this process has it."""
+        with self._lock:
+            seq = self._seq
+            jobs = list(self._dumps.values())
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"version": JOURNAL_VERSION, "jobs": jobs}, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        self._disk_sig = self._signature()
+        self._base = {dump["id"]: dump for dump in jobs}
+        self._written = max(self._written, seq)
+
+    # -- other processes ---------------------------------------------------------------------------
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def refresh(self) -> set[str]:
+        """Take in what other Blender processes wrote since this one last read or wrote the journal.
+        Returns the ids of jobs that changed here (added, updated, removed). Cheap when nothing did."""
+        if self._signature() == self._disk_sig:
+            return set()
+        with self._write_lock, _file_lock(self._lock_path):
+            return self._take_in()
+
+    def _take_in(self) -> set[str]:
+        """Under _write_lock and the file lock: merge the file's jobs into this process's."""
+        sig = self._signature()
+        if sig is None or sig == self._disk_sig:
+            return set()
+        try:
+            data = json.loads(self.path.read_bytes().decode("utf-8"))
+            items = data["jobs"]
+            if not isinstance(items, list):
+                raise TypeError("jobs is not a list")
+            theirs = {str(item["id"]): item for item in items if isinstance(item, dict) and "id" in item}
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            # Another writer's file must be whole (atomic rename); if not, keep ours and overwrite it.
+            log.warning("the job journal written by another Blender could not be read (%s)", exc.__class__.__name__)
+            self._disk_sig = sig
+            return set()
+        changed: set[str] = set()
+        with self._lock:
+            for job_id, their in theirs.items():
+                if job_id in self._removed:
+                    continue
+                ours = self._dumps.get(job_id)
+                merged = their if ours is None else _merge3(self._base.get(job_id), ours, their)
+                if merged == ours:
+                    continue
+                try:
+                    job = Job.model_validate(merged)
+                except (ValidationError, ValueError, TypeError, RecursionError):
+                    continue
+                self._jobs[job_id] = job
+                self._dumps[job_id] = job.model_dump(mode="json")
+                changed.add(job_id)
+            for job_id in list(self._jobs):
+                gone = job_id not in theirs and job_id in self._base
+                if gone and not self._jobs[job_id].state.active and job_id not in self._held:
+                    del self._jobs[job_id]  # another window removed it from the list
+                    self._dumps.pop(job_id, None)
+                    changed.add(job_id)
+            if changed:
+                self._seq += 1
+        self._base = {job_id: dict(item) for job_id, item in theirs.items()}
+        self._disk_sig = sig
+        return changed
+
+    def lease(self, job_id: str) -> Lease | None:
+        """The right to run `job_id` in this process, or None while another Blender runs it."""
+        fd = os.open(self.job_dir(job_id) / LEASE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        if not _lock_fd(fd, blocking=False):
+            os.close(fd)
+            return None
+        with self._lock:
+            self._held.add(job_id)
+        return Lease(self, job_id, fd)

@@ -39,8 +39,8 @@ def test_default_meshy_job_with_rig_reaches_an_animated_character(api: ModuleTyp
 
 
 def test_retry_after_cancel_creates_what_was_deleted_and_says_the_cost(api: ModuleType, session: Any,
-                                                                      emulator: Emulator,
-                                                                      assets: dict[str, Path]) -> None:
+                                                                      emulator: Emulator, assets: dict[str, Path],
+                                                                      capfd: pytest.CaptureFixture[str]) -> None:
     emulator.meshy.pending_polls = 10**6
     try:
         job_id = api.submit("meshy", image=str(assets["sample.png"]), rig=True, animations=[92])
@@ -52,7 +52,9 @@ def test_retry_after_cancel_creates_what_was_deleted_and_says_the_cost(api: Modu
         assert api.wait(job_id, timeout=30).state.value == "CANCELED"
         assert [t.kind for t in emulator.meshy.deleted] == ["rig"] and model.id in emulator.meshy.tasks
         emulator.meshy.pending_polls = 0
-        api.retry(job_id)
+        capfd.readouterr()
+        assert bpy.ops.marionette.retry_job(job_id=job_id) == {"FINISHED"}  # Retry, as the button does
+        assert "the new tasks cost 8 credits" in capfd.readouterr().out  # the operator's report says the cost
         note = session.store.get(job_id).notice or ""
         assert note == "Retry reuses the model (already paid); the new tasks cost 8 credits", note
         info = api.wait(job_id, timeout=120)

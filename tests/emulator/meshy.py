@@ -559,6 +559,12 @@ class MeshyState(ProviderApp):
             if _present(body, "texture_image_url"):
                 self._check_image_ref(body["texture_image_url"], "texture_image_url")
             _choice(body, "ai_model", AI_MODELS)
+            # "Model mismatch: The preview task's AI model is incompatible with the requested refine model"
+            # (seed 002, refine Failure Modes): meshy-5 and meshy-6 (= latest) do not mix.
+            family = {"latest": "meshy-6"}
+            if _present(body, "ai_model") and family.get(body["ai_model"], body["ai_model"]) != family.get(
+                    preview.request.get("ai_model") or "latest", preview.request.get("ai_model") or "latest"):
+                raise _bad("Model mismatch: the preview task's AI model is incompatible with the refine model")
             _choice(body, "origin_at", ("bottom", "center"))
             _formats(body, "target_formats", MODEL_FORMATS)
             extra = {"prompt": preview.request.get("prompt", ""),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -264,6 +265,8 @@ FAULT_KINDS = (
     "garble",        # the body keeps its first 20 bytes (a GLB's header) and the rest is damaged
     "unsized",       # the body is sent without a Content-Length (the end of the connection ends it)
     "down",          # the server stops listening for ``seconds`` (connections refused) and resets this one
+    "gzip_bomb",     # HTTP 200, Content-Encoding gzip: a small body that inflates to ``keep`` bytes (default 1 GiB)
+    "reshape",       # the real JSON answer with the top-level fields of ``patch`` put in (wrong types, ...)
 )
 HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
              b"<p>The upstream server is temporarily unavailable.</p></body></html>\n")
@@ -274,6 +277,7 @@ class _Fault(_Armed):
     kind: str
     keep: int | float | None  # bytes (int) or a fraction (float) of the body; None: half
     seconds: float
+    patch: dict[str, Any] | None = None
 
     def kept(self, size: int) -> int:
         if isinstance(self.keep, float):
@@ -681,6 +685,7 @@ class Emulator:
         times: int = 1,
         keep: int | float | None = None,
         seconds: float = 1.0,
+        patch: Mapping[str, Any] | None = None,
     ) -> None:
         """Change how the real answer to the next ``times`` matching requests travels (see FAULT_KINDS):
         ``keep`` is how much of the body gets out (bytes, or a fraction; default half), ``seconds`` the
@@ -689,7 +694,8 @@ class Emulator:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         with self._lock:
             self._faults.append(_Fault(method=method.upper(), pattern=re.compile(path_regex), remaining=times,
-                                       kind=kind, keep=keep, seconds=seconds))
+                                       kind=kind, keep=keep, seconds=seconds,
+                                       patch=dict(patch) if patch is not None else None))
 
     def pending_faults(self) -> int:
         """Injected faults and canned answers not yet used."""
@@ -751,6 +757,10 @@ class Emulator:
             fault = self._take(self._faults, request)
             if fault is not None and fault.kind == "html":
                 return Response(200, HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"})
+            if fault is not None and fault.kind == "gzip_bomb":
+                size = int(fault.keep) if isinstance(fault.keep, int) else 1 << 30
+                return Response(200, gzip_bomb(size), {"Content-Type": "application/json",
+                                                       "Content-Encoding": "gzip"})
             if fault is not None and fault.kind == "ignore_range":
                 request = dataclasses.replace(request, headers={k: v for k, v in request.headers.items()
                                                                 if k != "range"})
@@ -786,6 +796,14 @@ class Emulator:
             return response
         body = response.body if response.stream is None else b"".join(response.stream)
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        if fault.kind == "reshape":
+            try:
+                document = json.loads(body)
+            except ValueError:
+                return Response(response.status, body, headers)
+            if isinstance(document, dict):
+                document.update(fault.patch or {})
+            return Response(response.status, json.dumps(document).encode(), headers)
         if fault.kind == "corrupt":
             garbage = bytes((i * 37 + 11) % 251 for i in range(len(body)))
             return Response(response.status, garbage, headers)
@@ -804,6 +822,20 @@ class Emulator:
         if self._closing.wait(seconds):
             return
         yield body[kept:]
+
+
+@functools.cache
+def gzip_bomb(size: int) -> bytes:
+    """A gzip stream of `size` zero bytes (about 1 KB per MB), made once per size."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    parts = []
+    left = size
+    while left > 0:
+        parts.append(packer.compress(block[:min(left, len(block))]))
+        left -= len(block)
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 def assets_from_dir(directory: Path | str) -> dict[str, Path]:

@@ -79,6 +79,15 @@ ROWS: dict[str, str] = {
     "bad_motion": "Unknown or misspelt Claythis motion names",
     "bad_mesh": "Mesh without faces, non-mesh selection, linked library data",
     "key_files": "Key in any file the add-on writes (journal, logs, .blend, userpref, job folders)",
+    "result_refs": "Result file naming files outside its job folder (glTF/GLB image or buffer URI, FBX texture "
+                   "path): refused, kept, nothing outside read or packed",
+    "bad_key": "Key with a line break, control, space or non-ASCII character: refused where it enters, never quoted",
+    "url_confusion": "URL read differently by parsers (backslash, user-info) in a base URL, result link or redirect",
+    "answer_bomb": "API answer over 8 MB, or a gzip bomb (8 MB decompressed): poll fails, task kept, memory flat",
+    "wrong_shape": "Answer of the wrong shape (wrong-typed field, list for an object, not JSON, task_error as text)",
+    "many_blenders": "Many Blender processes on one user folder (submit, poll, cancel across, double click, quit, "
+                     "crash)",
+    "bad_api_input": "Bad scripting input (task id, huge PNG header, nan option, animations as a string, deleted mesh)",
 }
 
 

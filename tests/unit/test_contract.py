@@ -159,3 +159,20 @@ def test_claid_scene_answers() -> None:
     assert list(scene_urls(body).values()) == [o["tmp_url"] for o in body["data"]["output"]]
     schema = example("001_claid_scene_create_response_schema.json")
     assert scene_urls(schema) == {"1": "text"}  # the schema's placeholder values parse the same way
+
+
+def test_the_rules_table_names_tests_that_exist() -> None:
+    """tests/RULES.md names, for each documented rule, the test that holds it: each named test exists."""
+    import re
+
+    tests = Path(__file__).resolve().parents[1]
+    text = (tests / "RULES.md").read_text(encoding="utf-8")
+    named = re.findall(r"(?:(U|E): )?(test_\w+\.py)?::(test_\w+)", text)
+    assert len(named) >= 30
+    last_file = ""
+    for suite, file, name in named:
+        last_file = file or last_file
+        folder = {"U": "unit", "E": "e2e"}.get(suite) or ("e2e" if (tests / "e2e" / last_file).exists() and not
+                                                           (tests / "unit" / last_file).exists() else "unit")
+        source = (tests / folder / last_file).read_text(encoding="utf-8")
+        assert re.search(rf"^def {name}\(", source, re.M), f"{folder}/{last_file}::{name} is not a test"

@@ -593,3 +593,12 @@ def test_remesh_takes_only_the_documented_input_tasks(emu: Emulator) -> None:
     poll_done(emu, MULTI, multi)
     r = post(emu, REMESH, {"input_task_id": multi})
     assert r.status_code == 400 and "Invalid input task" in r.json()["message"]
+
+
+def test_refine_model_must_match_the_preview(emu: Emulator) -> None:
+    """Seed 002, refine Failure Modes: "Model mismatch"."""
+    preview = create(emu, TEXT, {"mode": "preview", "prompt": "a knight", "ai_model": "meshy-5"})
+    poll_done(emu, TEXT, preview)
+    r = post(emu, TEXT, {"mode": "refine", "preview_task_id": preview, "ai_model": "latest"})
+    assert r.status_code == 400 and r.json()["message"].startswith("Model mismatch")
+    assert post(emu, TEXT, {"mode": "refine", "preview_task_id": preview, "ai_model": "meshy-5"}).status_code == 202

@@ -324,6 +324,7 @@ def test_a_job_whose_token_expires_waits_for_a_fresh_one_and_goes_on(runner: Job
     _until(lambda: runner.store.get(job.id).stage == "Waiting for a fresh image3d.io ID token")
     waiting = runner.store.get(job.id)
     assert waiting.state is JobState.PENDING and "paste a fresh ID token" in (waiting.notice or "")
+    assert waiting.tasks[0].status is TaskStatus.NEW  # refused (401): a restart now would simply send it
     assert not emu.image3d.tasks  # nothing was created with the expired token
     saved["image3d"] = emu.image3d.issue_token(ttl=3600)
     done = wait(runner, job.id, 30)

@@ -7,6 +7,7 @@ wire format.
 from __future__ import annotations
 
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -65,6 +66,8 @@ class OptionSpec:
         elif self.kind in ("int", "float"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InputError(f"Option {self.name} must be a number, not {value!r}")
+            if not math.isfinite(value):
+                raise InputError(f"Option {self.name} must be a finite number, not {value!r}")
             if self.kind == "int" and int(value) != value:
                 raise InputError(f"Option {self.name} must be a whole number, not {value!r}")
             if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
@@ -103,7 +106,8 @@ class OptionSpec:
         for item in items:
             if isinstance(item, str) and re.fullmatch(r"[+-]?\d+", item.strip()):
                 item = int(item)
-            if isinstance(item, bool) or not isinstance(item, int | float) or int(item) != item:
+            if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item) \
+                    or int(item) != item:
                 raise InputError(f"Option {self.name} takes whole numbers, not {item!r}")
             numbers.append(int(item))
         if self.length is not None and len(numbers) != self.length:

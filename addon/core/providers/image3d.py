@@ -12,13 +12,14 @@ Wire format (shared/reference/provider-api.md section 4):
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .. import idtoken
 from ..errors import AuthError, ProviderError, QuotaError, RateLimited
 from ..http import ProviderConfig, SlotWait
-from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
+from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask, TaskStatus
 from .base import OptionSpec, Output, Provider, TaskSnapshot
 
 if TYPE_CHECKING:
@@ -62,11 +63,12 @@ def friendly(call: Callable[[], T]) -> T:
                           code="image3d.io: too many requests") from None
 
 
-def with_fresh_token(ctx: Any, call: Callable[[], T]) -> T:
+def with_fresh_token(ctx: Any, call: Callable[[], T], creating: str | None = None) -> T:
     """Run `call`; when image3d.io refuses a token that has expired (its `exp` says so), the job waits
     ("paste a fresh ID token") and, once one is saved, goes on by itself with it. A refused token that has
     not expired (a wrong one) fails the job as before. A 401 means the request was not taken, so sending it
-    again with the new token pays nothing twice."""
+    again with the new token pays nothing twice; while the job waits, the journal says so for the task
+    being created (`creating`), so a restart meanwhile does not take it for a create that may exist."""
     while True:
         try:
             return call()
@@ -74,8 +76,22 @@ def with_fresh_token(ctx: Any, call: Callable[[], T]) -> T:
             token = ctx.client.config.api_key
             if not idtoken.expired(token) or ctx.runner.key_source is None:
                 raise
+        _mark(ctx, creating, TaskStatus.NEW, None)
         fresh = wait_for_token(ctx, token)
         ctx.client.config = ProviderConfig(base_url=ctx.client.config.base_url, api_key=fresh)
+        _mark(ctx, creating, TaskStatus.SUBMITTING, time.time())
+
+
+def _mark(ctx: Any, key: str | None, status: TaskStatus, sent_at: float | None) -> None:
+    if key is None:
+        return
+
+    def change(job: Any) -> None:
+        task = job.task(key)
+        if task is not None:
+            task.status, task.submitted_at = status, sent_at
+
+    ctx.edit(change, force=True)
 
 
 def wait_for_token(ctx: Any, old: str) -> str:
@@ -210,7 +226,7 @@ class Image3DProvider(Provider):
         body = self.body(ctx.request, image)
         try:
             data = with_fresh_token(ctx, lambda: friendly(
-                lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json()))
+                lambda: ctx.client.request("POST", GENERATE_PATH, json=body).json()), creating=TASK_KEY)
         except RateLimited as exc:  # a refused generate: the account's parallel generations are all busy
             raise SlotWait("Waiting for a free slot: image3d.io runs a limited number of generations at once for "
                            "this account (Pro: 5)", retry_after=exc.retry_after, code=exc.code) from None

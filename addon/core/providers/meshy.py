@@ -122,6 +122,8 @@ class MeshyProvider(Provider):
 
     def cost(self, request: GenerationRequest) -> float | None:
         opts = request.options
+        if request.kind == "task":  # recovering a task made elsewhere creates nothing
+            return None
         if request.kind == "armature":
             return 3 * len(request.animations)
         if request.kind == "mesh":
@@ -357,7 +359,11 @@ def snapshot(data: dict[str, Any]) -> TaskSnapshot:
     urls: dict[str, str] = {}
     if isinstance(data.get("thumbnail_url"), str) and data["thumbnail_url"]:
         urls["thumbnail_url"] = data["thumbnail_url"]
-    for name, value in (data.get("model_urls") or {}).items():
+    model_urls = data.get("model_urls")
+    if model_urls is not None and not isinstance(model_urls, dict):
+        # The result links themselves are unreadable: a protocol error (the task stays to poll on Retry).
+        raise TypeError(f"model_urls is a {type(model_urls).__name__}, not an object")
+    for name, value in (model_urls or {}).items():
         if isinstance(value, str) and value:
             urls[name] = value
     result = data.get("result") or {}
@@ -365,18 +371,26 @@ def snapshot(data: dict[str, Any]) -> TaskSnapshot:
         for name, value in result.items():
             if isinstance(value, str) and value:
                 urls[name] = value
-        for name, value in (result.get("basic_animations") or {}).items():
+        basics = result.get("basic_animations")
+        if basics is not None and not isinstance(basics, dict):
+            raise TypeError(f"basic_animations is a {type(basics).__name__}, not an object")
+        for name, value in (basics or {}).items():
             if isinstance(value, str) and value:
                 urls[name] = value
     error = data.get("task_error") or {}
-    message = error.get("message") if isinstance(error, dict) else None
+    # task_error is documented as an object; given as plain text, those are still Meshy's words.
+    message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
     code = (error.get("code") or error.get("type")) if isinstance(error, dict) else None
     queue = data.get("preceding_tasks")
+    raw_progress = data.get("progress")
+    # A wrong-typed progress must not cost a finished result: it is only a progress bar.
+    progress = int(raw_progress) if isinstance(raw_progress, int | float) and not isinstance(raw_progress, bool) \
+        and -1e9 < raw_progress < 1e9 else 0
     return TaskSnapshot(
         state=state,
-        progress=int(data.get("progress") or 0),
+        progress=max(0, min(100, progress)),
         queue_position=int(queue) if isinstance(queue, int) and state is JobState.PENDING else None,
         result_urls=urls,
-        error=message or None,
-        error_code=code if state is JobState.FAILED else None,
+        error=str(message) if message else None,
+        error_code=str(code) if code and state is JobState.FAILED else None,
     )
