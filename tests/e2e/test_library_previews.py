@@ -105,7 +105,7 @@ def test_previews_are_fetched_in_the_background_and_cached(ext: ModuleType, emul
     assert draw_item(idle) == (idle.label, 0)  # not there yet: queued, the draw goes on without it
     assert draw_item(walking) == (walking.label, 0)
     assert draw_item(remote) == (remote.label, 0)
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 0.5  # nothing waited for the network (and no picture yet above)
     wait_for(ext, lambda: draw_item(idle)[1] > 0 and draw_item(walking)[1] > 0)
     # Blender really reads the cached files (the GIF's first frame as a 24x16 PNG).
     loaded = {tuple(p.image_size) for p in thumbnails._previews.values()}

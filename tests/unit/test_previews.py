@@ -144,7 +144,7 @@ def test_fetcher_caches_without_blocking(emu: Emulator, tmp_path: Path) -> None:
     fetcher = previews.PreviewFetcher(tmp_path / "previews", lambda: False, arrived.append)
     started = time.perf_counter()
     assert fetcher.path(gif_url) is None and fetcher.path(png_url) is None and fetcher.path(missing_url) is None
-    assert time.perf_counter() - started < 0.05  # queued, not fetched, by the caller
+    assert time.perf_counter() - started < 0.5  # queued, not fetched, by the caller (None above: no picture yet)
     wait_idle(fetcher)
     assert sorted(arrived) == sorted([gif_url, png_url])
     cached = fetcher.path(gif_url)
