@@ -25,8 +25,8 @@ from .core.providers.base import Provider
 from .core.runner import InputFile
 
 __all__ = [
-    "JobInfo", "JobState", "add_animations", "cancel", "get", "import_result", "jobs", "recover", "retry", "submit",
-    "wait",
+    "JobInfo", "JobState", "add_animations", "cancel", "export", "get", "import_result", "jobs", "recover", "retry",
+    "submit", "wait",
 ]
 
 ImageArg = str | Path | bpy.types.Image
@@ -49,6 +49,8 @@ def submit(
     if provider not in current.providers:
         raise InputError(f"Unknown provider {provider!r}; known: {', '.join(current.providers)}")
     prov = current.providers[provider]
+    options = dict(options or {})
+    height, in_place = _scene_fit_options(options)
     given = [x for x in (image, mesh, prompt) if x is not None]
     if len(given) != 1:
         raise InputError("Give exactly one of image=, mesh= or prompt=")
@@ -63,17 +65,34 @@ def submit(
         kind = "multi_image" if len(images) > 1 else "image"
         default_name = Path(files[0].name).stem
     elif mesh is not None:
+        if height is not None:
+            options.setdefault("height_meters", height)
         return _submit_mesh(provider, mesh, rig=rig, animations=_animations(prov, animations),
-                            options=dict(options or {}), name=name)
+                            options=options, name=name, in_place=in_place)
     else:
         kind, default_name = "text", (prompt or "Character")[:40]
     job = _jobs.submit(provider, kind=kind, name=name or default_name, files=files, prompt=prompt,
-                       rig=rig, animations=_animations(prov, animations), options=options)
+                       rig=rig, animations=_animations(prov, animations), options=options, height=height,
+                       in_place=in_place)
     return job.id
 
 
+def _scene_fit_options(options: dict[str, Any]) -> tuple[float | None, bool]:
+    """Take the Blender-side options out of `options`: height (metres, the imported character's height)
+    and in_place (locomotion actions loop on the spot)."""
+    height = options.pop("height", None)
+    if height is not None:
+        try:
+            height = float(height)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"height is in metres (a number), not {height!r}") from exc
+        if not height > 0:
+            raise InputError(f"height must be a positive number of metres, not {height!r}")
+    return height, bool(options.pop("in_place", False))
+
+
 def _submit_mesh(provider: str, mesh: Any, *, rig: bool, animations: list[AnimationChoice],
-                 options: dict[str, Any], name: str | None) -> str:
+                 options: dict[str, Any], name: str | None, in_place: bool = False) -> str:
     """mesh= is an object, an object name, or a list of them (one character made of several meshes).
     Blender-side settings ride in options: facing ("-Y", "+Y", "+X", "-X"), hide_original (bool);
     height_meters defaults to the mesh's world-space height."""
@@ -93,7 +112,7 @@ def _submit_mesh(provider: str, mesh: Any, *, rig: bool, animations: list[Animat
     height = options.pop("height_meters", None)
     job = _jobs.submit_mesh(bpy.context, objects, provider_id=provider, name=name or "", facing=facing,
                             height=float(height) if height else None, hide_original=hide,
-                            animations=animations, options=options)
+                            animations=animations, options=options, in_place=in_place)
     return job.id
 
 
@@ -104,7 +123,21 @@ def add_animations(armature: Any, animations: Iterable[int | str], options: dict
     if not isinstance(obj, bpy.types.Object):
         raise InputError(f"{armature!r} is not an object in this file")
     prov = session.get().providers["meshy"]
-    return _jobs.submit_add_animations(obj, _animations(prov, animations), options=options).id
+    options = dict(options or {})
+    _height, in_place = _scene_fit_options(options)
+    return _jobs.submit_add_animations(obj, _animations(prov, animations), options=options, in_place=in_place).id
+
+
+def export(armature: Any, path: str | Path, preset: str = "godot") -> str:
+    """Write a character (an armature object or its name) for a game engine with every action as its own
+    animation: preset "unreal" (FBX), "unity" (FBX) or "godot" (GLB, also for the web). Returns the path
+    written (the preset's extension is added when missing)."""
+    from .blender import engine_export
+
+    obj = bpy.data.objects.get(armature) if isinstance(armature, str) else armature
+    if not isinstance(obj, bpy.types.Object):
+        raise InputError(f"{armature!r} is not an object in this file")
+    return str(engine_export.export(obj, path, preset))
 
 
 def _deleted(obj: Any) -> bool:

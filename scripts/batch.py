@@ -109,6 +109,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="comma-separated animation names or Meshy action ids, e.g. Walking,Running,Idle,92")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a provider option, e.g. --option ai_model=meshy-5 --option target_polycount=20000")
+    parser.add_argument("--height", type=float, default=None, metavar="METRES",
+                        help="scale every character to this height (default: the provider's, else as delivered)")
+    parser.add_argument("--in-place", action="store_true",
+                        help="locomotion animations (walk, run...) loop in place (the originals are kept too)")
     parser.add_argument("--concurrency", type=int, default=10,
                         help="jobs at once (default 10: Meshy Pro's queue); a job with k extra animations counts k")
     parser.add_argument("--format", choices=("blend", "glb"), default="blend", help="one .blend or .glb per result")
@@ -130,6 +134,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         if not sep or not name.strip():
             parser.error(f"--option takes NAME=VALUE, not {item!r}")
         options[name.strip()] = _option_value(value.strip())
+    if args.height is not None:
+        if not args.height > 0:
+            parser.error("--height takes a positive number of metres")
+        options["height"] = args.height
+    if args.in_place:
+        options["in_place"] = True
     args.options = options
     names = [a.strip() for a in args.animations.split(",") if a.strip()]
     if names and not args.rig:

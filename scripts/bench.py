@@ -23,6 +23,9 @@ before ``import bpy``, ``install_and_enable``, ``MARIONETTE_MESHY_BASE_URL`` poi
 * import: ``blender.importer.import_character`` (every animation laid out on the one armature) against a
   bare ``bpy.ops.import_scene.gltf`` of the same GLB, one character with 1, 10 and 127 actions, built
   with ``bpy`` here from ``tests/assets/build_character.py``'s functions;
+* normalisation: the same import with and without normalisation (normalize.py: unit scale, height,
+  ground, bone lengths, location keys of every action scaled) of a rig delivered at object scale 0.01
+  with centimetre data and 1 or 127 actions, the difference as a share of the bare glTF import;
 * done -> in scene: from the emulator marking a job's last task SUCCEEDED to the character in the
   scene, with the pump called at the interval it asks for (as Blender's timer does), minus a bare
   ``requests`` download of the same files plus a bare glTF import of each;
@@ -72,6 +75,7 @@ from tests.support.served import emulator_assets  # noqa: E402
 
 BIG_SIZE = 200 * 1024 * 1024
 ANIMATION_COUNTS = (1, 10, 127)
+NORMALISE_COUNTS = (1, 127)
 PUMP_JOB_COUNTS = (1, 10, 50)
 LINK_RATE = 100 * 1024 * 1024  # bytes per second: a fast real connection
 IMAGE_TASK = "/openapi/v1/image-to-3d"
@@ -112,10 +116,11 @@ def log(text: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def build_animation_glbs(out_dir: Path, counts: tuple[int, ...]) -> dict[int, Path]:
+def build_animation_glbs(out_dir: Path, counts: tuple[int, ...], scaled: bool = False) -> dict[int, Path]:
     """One GLB per count: the test humanoid with that many actions, each on its own NLA track.
 
     Like ``multi.glb`` in build_character.build_all, with the five test motions repeated under new names.
+    `scaled`: delivered like Meshy's rigs, at object scale 0.01 with the data (and root motion) in cm.
     Resets the running Blender to an empty factory scene (call before installing the extension).
     """
     import bpy
@@ -129,13 +134,20 @@ def build_animation_glbs(out_dir: Path, counts: tuple[int, ...]) -> dict[int, Pa
         with tempfile.TemporaryDirectory(prefix="marionette-bench-tex-") as tmp:
             material = bc._make_material(Path(tmp))
             arm = bc._make_armature(scene)
-            bc._make_mesh(scene, material, arm)
+            body = bc._make_mesh(scene, material, arm)
+            unit = 100.0 if scaled else 1.0
+            if scaled:
+                from mathutils import Matrix
+
+                arm.data.transform(Matrix.Scale(unit, 4))
+                body.data.transform(Matrix.Scale(unit, 4))
+                arm.scale = (1.0 / unit,) * 3
             bc._select_all(scene)
             bpy.context.view_layer.objects.active = arm
             bc._clear_animation(arm)
             for index in range(count):
                 base = bc.MULTI_ORDER[index % len(bc.MULTI_ORDER)]
-                action = bc._key_animation(arm, bc.ANIMATIONS[base])
+                action = bc._key_animation(arm, bc.ANIMATIONS[base], unit)
                 action.name = f"{base}_{index:03d}"
                 anim_data = arm.animation_data
                 assert anim_data is not None
@@ -145,7 +157,7 @@ def build_animation_glbs(out_dir: Path, counts: tuple[int, ...]) -> dict[int, Pa
                 track.strips.new(action.name, int(action.frame_range[0]), action)
                 track.mute = True
             scene.frame_start, scene.frame_end = 1, max(a.last for a in bc.ANIMATIONS.values())
-            path = out_dir / f"character_{count}_actions.glb"
+            path = out_dir / f"character_{count}_actions{'_scaled' if scaled else ''}.glb"
             bc._gltf_export(path, animations=True, export_anim_single_armature=False)
         found = len(bc.glb_animation_names(path))
         if found != count:
@@ -290,6 +302,64 @@ class Bench:
                                  f"{ratio:.2f}  ({ours_s:.3f} s vs {bare_s:.3f} s)", "<= 1.15", ratio <= 1.15))
             log(f"import {count}: ours {[round(t, 3) for t in our_times]} s, "
                 f"bare {[round(t, 3) for t in bare_times]} s ({actions} actions in the last scene)")
+        self._empty_scene()
+
+    def bench_normalise(self, glbs: dict[int, Path]) -> None:
+        """Normalisation's share of a bare glTF import of the same file: the time spent in
+        normalize.normalize during the import (timed around the call: on a loaded machine the difference of
+        two whole imports is mostly noise), and for reference the whole import with and without it."""
+        import bpy
+
+        normalize_module: Any = self._mod("blender.normalize")
+        real = normalize_module.normalize
+        spent: list[float] = []
+
+        def timed_normalize(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent.append(time.perf_counter() - start)
+
+        def bare(path: Path) -> None:
+            bpy.ops.import_scene.gltf(filepath=str(path))
+
+        def without(path: Path) -> None:
+            self.importer.import_character(path, (), collection_name="Bench", location=(0.0, 0.0, 0.0),
+                                           scene_fit=self.importer.SceneFit(normalize=False))
+
+        def with_it(path: Path) -> None:
+            self.importer.import_character(path, (), collection_name="Bench", location=(0.0, 0.0, 0.0),
+                                           scene_fit=self.importer.SceneFit(normalize=True))
+
+        def timed(fn: Callable[[Path], None], path: Path) -> float:
+            self._empty_scene()
+            gc.collect()
+            start = time.perf_counter()
+            fn(path)
+            return time.perf_counter() - start
+
+        normalize_module.normalize = timed_normalize
+        try:
+            timed(with_it, glbs[min(glbs)])  # warm-up
+            for count, path in glbs.items():
+                times: dict[str, list[float]] = {"bare": [], "without": [], "with": []}
+                spent.clear()
+                runs = [("bare", bare), ("without", without), ("with", with_it)]
+                for rep in range(self.plan.import_reps.get(count, 1) + 2):
+                    for name, fn in runs if rep % 2 == 0 else list(reversed(runs)):
+                        times[name].append(timed(fn, path))
+                best = {name: min(values) for name, values in times.items()}
+                share = min(spent) / best["bare"]
+                self.rows.append(Row(
+                    f"import, {count} animation{'s' if count > 1 else ''} of a 0.01-scale rig: normalisation's cost",
+                    f"+{share * 100:.1f}% of the bare import ({min(spent) * 1000:.1f} ms in normalize, bare "
+                    f"{best['bare']:.3f} s; whole import {best['with']:.3f} s with, {best['without']:.3f} s without)",
+                    "<= +15%", share <= 0.15))
+                log(f"normalise {count}: normalize {[round(t * 1000, 1) for t in spent]} ms, "
+                    + ", ".join(f"{k} {[round(t, 3) for t in v]}" for k, v in times.items()))
+        finally:
+            normalize_module.normalize = real
         self._empty_scene()
 
     # -- download ----------------------------------------------------------------------------------
@@ -609,6 +679,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples: under a minute")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (printed at the end)")
+    parser.add_argument("--only", default="", metavar="STEPS",
+                        help="comma-separated steps to run: startup, pump, download, import, normalisation, latency")
     parser.add_argument("--startup-only", action="store_true", help="only the enable-at-start rows")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
@@ -623,8 +695,11 @@ def main() -> int:
     log("test assets and the extension zip")
     assets = ensure_assets()
     zip_path = build(platforms=[host_platform()])[0]
-    log("enable at start (fresh Blender processes)")
-    startup_rows = bench_startup_rows(zip_path, runs=3 if args.quick else 7)
+    wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+    startup_rows: list[Row] = []
+    if not wanted or "startup" in wanted:
+        log("enable at start (fresh Blender processes)")
+        startup_rows = bench_startup_rows(zip_path, runs=3 if args.quick else 7)
     if args.startup_only:
         print_table(startup_rows, f"enable at start; {time.monotonic() - started:.0f} s")
         return 0
@@ -632,6 +707,7 @@ def main() -> int:
 
     log("characters with 1, 10 and 127 actions (bpy)")
     glbs = build_animation_glbs(work / "glbs", ANIMATION_COUNTS)
+    scaled_glbs = build_animation_glbs(work / "glbs", NORMALISE_COUNTS, scaled=True)
     big_path = bigfile.write_glb(work / "big.glb", BIG_SIZE)
 
     rows: list[Row] = []
@@ -647,9 +723,13 @@ def main() -> int:
                 ("pump under load", bench.bench_pump),
                 ("download", bench.bench_download),
                 ("import", lambda: bench.bench_import(glbs)),
+                ("normalisation", lambda: bench.bench_normalise(scaled_glbs)),
                 ("done -> in scene", bench.bench_latency),
             ]
-            for label, step in steps:
+            keys = ("pump", "download", "import", "normalisation", "latency")
+            for (label, step), key in zip(steps, keys, strict=True):
+                if wanted and key not in wanted:
+                    continue
                 log(label)
                 step()
             rows = bench.rows + startup_rows

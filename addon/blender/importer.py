@@ -85,10 +85,11 @@ from mathutils import Matrix
 from ..core.errors import ImportFailed
 from ..core.formats import sniff_file
 from ..core.resultcheck import check_model
+from . import inplace, normalize
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ImportFailed", "ImportedCharacter", "import_character"]
+__all__ = ["ImportFailed", "ImportedCharacter", "SceneFit", "import_character"]
 
 # ID collections of bpy.data that belong to the UI or to libraries: never diffed, never removed.
 _SKIPPED_ID_COLLECTIONS = frozenset({"libraries", "screens", "window_managers", "workspaces"})
@@ -681,15 +682,18 @@ def _layout_nla(arm: bpy.types.Object, anims: Sequence[_Anim], scene: bpy.types.
     scene.frame_current = scene.frame_start
 
 
-def _rest_mismatch(main: bpy.types.Object, other: bpy.types.Object) -> list[str]:
-    """Bones whose rest pose differs between two armatures (the animation would look distorted)."""
+def _rest_mismatch(main: bpy.types.Object, other: bpy.types.Object, units: float = 1.0) -> list[str]:
+    """Bones whose rest pose differs between two armatures (the animation would look distorted); `other`'s
+    positions are first scaled by `units` (an animation file for a normalised character)."""
     bad: list[str] = []
     main_bones = _bones(main)
     for bone in _bones(other):
         target = main_bones.get(bone.name)
         if target is None:
             continue
-        a, b = bone.matrix_local, target.matrix_local
+        a, b = bone.matrix_local.copy(), target.matrix_local
+        if units != 1.0:
+            a.translation = a.translation * units
         if any(abs(a[r][c] - b[r][c]) > _REST_TOLERANCE for r in range(3) for c in range(4)):
             bad.append(bone.name)
     return bad
@@ -802,13 +806,14 @@ def _import_animation(session: _Session, display_name: str, path: Path, kind: st
         if len(anims) > 1:
             log.warning("%s holds %d animations; using the first, %r", path.name, len(anims), anims[0].name)
         anim = anims[0]
+        units = normalize.conform_action(arm, source_arm, anim.action)  # to a normalised character's size
         slot = _find_slot(anim.action, anim.slot_handle)
         animated = _animated_bones(anim.action, slot)
         if animated and not animated & bones:
             raise ImportFailed(
                 f"The animation in {path.name!r} does not fit this character's skeleton (no bone in common)."
             )
-        mismatch = _rest_mismatch(arm, source_arm)
+        mismatch = _rest_mismatch(arm, source_arm, units)
         if mismatch:
             log.warning("%s: rest pose differs on %d bones (e.g. %s); the animation may look distorted",
                         path.name, len(mismatch), mismatch[0])
@@ -820,6 +825,29 @@ def _import_animation(session: _Session, display_name: str, path: Path, kind: st
     _rename(anim.action, display_name)
     anim.name = anim.action.name
     session.anims.append(anim)
+
+
+@dataclass
+class SceneFit:
+    """How an imported character is fitted to the scene (normalize.py, inplace.py)."""
+
+    normalize: bool = True
+    height: float | None = None  # metres; None: as delivered
+    facing: str | None = None  # the delivered character's front, when the provider's convention is known
+    recentre: bool = True  # feet and centre at the origin (False: keep the provider's placement)
+    in_place: bool = False  # locomotion actions loop in place (the originals are kept)
+
+
+def _fit_to_scene(session: _Session, fit: SceneFit) -> None:
+    if fit.normalize:
+        _done, session.objects = normalize.normalize(
+            session.objects, session.armature, [a.action for a in session.anims], view_layer=session.view_layer,
+            height=fit.height, facing=fit.facing, recentre=fit.recentre)
+    if fit.in_place and session.armature is not None:
+        for anim in session.anims:
+            copy = inplace.in_place_copy(session.armature, anim.action)
+            if copy is not None:
+                anim.action, anim.name = copy, copy.name
 
 
 def _place_and_select(session: _Session, location: tuple[float, float, float], rotation_z: float = 0.0) -> None:
@@ -867,11 +895,13 @@ def import_character(
     location: tuple[float, float, float],
     rotation_z: float = 0.0,
     context: bpy.types.Context | None = None,
+    scene_fit: SceneFit | None = None,
 ) -> ImportedCharacter:
     """Import `main_file` and the animation of every file of `animation_files` as one character.
 
     The root objects are placed at `location`, turned by `rotation_z` radians about Z (to undo a facing
-    correction made when the artist's mesh was exported). Must run on Blender's main thread. Raises
+    correction made when the artist's mesh was exported), after normalisation (`scene_fit`: unit scale,
+    real-world size, on the ground, in-place loops; see normalize.py). Must run on Blender's main thread. Raises
     ImportFailed (and leaves the scene as it was) on any failure. See the module docstring for the
     layout of actions and NLA tracks.
     """
@@ -906,6 +936,7 @@ def import_character(
                     )
                 for display_name, anim_path, anim_kind in animations:
                     _import_animation(session, display_name, anim_path, anim_kind)
+                _fit_to_scene(session, scene_fit if scene_fit is not None else SceneFit())
                 if session.armature is not None:
                     _layout_nla(session.armature, session.anims, scene)
                 track_names = list(state.settings.gltf_tracks or [])
@@ -956,6 +987,7 @@ def add_animations(
     animation_files: Sequence[tuple[str, Path]],
     *,
     context: bpy.types.Context | None = None,
+    in_place: bool = False,
 ) -> list[str]:
     """Add the animation of each file to an existing armature (a character imported earlier).
 
@@ -982,6 +1014,7 @@ def add_animations(
                 _ensure_object_mode(view_layer)
                 for display_name, anim_path, anim_kind in animations:
                     _import_animation(session, display_name, anim_path, anim_kind)
+                _fit_to_scene(session, SceneFit(normalize=False, in_place=in_place))
                 _layout_nla(arm, existing + session.anims, scene)
                 if existing:  # the character keeps its active action and the scene its frame range
                     scene.frame_start, scene.frame_end, scene.frame_current = frame_range

@@ -44,8 +44,15 @@ def submit(
     animations: Sequence[AnimationChoice] = (),
     options: dict[str, Any] | None = None,
     placement: Placement | None = None,
+    height: float | None = None,
+    in_place: bool = False,
 ) -> Job:
     current = _ready(provider_id)
+    placement = placement or Placement()
+    if height is not None and not height > 0:
+        raise InputError(f"The height must be a positive number of metres, not {height!r}")
+    placement = placement.model_copy(update={"in_place": in_place or placement.in_place,
+                                             "height": float(height) if height is not None else placement.height})
     note = None
     if kind in ("image", "multi_image") and files:
         provider = current.providers[provider_id]
@@ -54,7 +61,7 @@ def submit(
         files = [InputFile(name, data) for name, data in fitted]
     request = GenerationRequest(provider=provider_id, kind=kind, name=name or "Character", prompt=prompt,
                                 rig=rig, animations=list(animations), options=dict(options or {}),
-                                placement=placement or Placement())
+                                placement=placement)
     current.runner.online_access = bpy.app.online_access
     job = current.runner.submit(request, current.config(provider_id), files, note=note)
     current.auto_import.add(job.id)
@@ -73,8 +80,10 @@ def submit_mesh(
     hide_original: bool = True,
     animations: Sequence[AnimationChoice] = (),
     options: dict[str, Any] | None = None,
+    in_place: bool = False,
 ) -> Job:
-    """Rig (and animate) the artist's mesh(es): exported joined to GLB, the scene untouched."""
+    """Rig (and animate) the artist's mesh(es): exported joined to GLB, the scene untouched. The result
+    gets the height sent to Meshy (height_meters)."""
     current = session.get()
     problem = current.problem(provider_id)
     if problem:  # before exporting anything
@@ -96,7 +105,7 @@ def submit_mesh(
     placement = Placement(location=exported.location, rotation_z=-exported.rotation_z,
                           source_objects=[o.name for o in objects], hide_source=hide_original)
     return submit(provider_id, kind="mesh", name=name or objects[0].name, files=files, rig=True,
-                  animations=animations, options=opts, placement=placement)
+                  animations=animations, options=opts, placement=placement, in_place=in_place)
 
 
 def rigged_by_marionette(obj: bpy.types.Object | None) -> bool:
@@ -109,6 +118,7 @@ def submit_add_animations(
     *,
     provider_id: str = "meshy",
     options: dict[str, Any] | None = None,
+    in_place: bool = False,
 ) -> Job:
     """More animations for a character Marionette rigged, without rigging it again."""
     if not rigged_by_marionette(armature):
@@ -120,7 +130,8 @@ def submit_add_animations(
     opts = dict(options or {})
     opts["rig_task_id"] = str(armature[RIG_TASK_PROP])
     return submit(provider_id, kind="armature", name=f"{armature.name} animations", rig=True,
-                  animations=animations, options=opts, placement=Placement(target_armature=armature.name))
+                  animations=animations, options=opts, placement=Placement(target_armature=armature.name),
+                  in_place=in_place)
 
 
 def _target_armature(job: Job) -> str:
@@ -180,7 +191,8 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     location = placement.location or _xyz(ctx.scene.cursor.location)
     try:
         result = importer.import_character(Path(main.path), animations, collection_name=job.request.name,
-                                           location=location, rotation_z=placement.rotation_z, context=ctx)
+                                           location=location, rotation_z=placement.rotation_z, context=ctx,
+                                           scene_fit=scene_fit(job))
     except ImportFailed as exc:
         record_import_error(job_id, str(exc))
         raise
@@ -221,13 +233,31 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     return job
 
 
+def scene_fit(job: Job) -> Any:
+    """How the job's character is fitted to the scene: the Height setting, else the height the provider
+    was asked for (Meshy's height_meters, for a rig), else as delivered; the provider's front."""
+    from . import importer, normalize
+
+    placement, request = job.request.placement, job.request
+    height = placement.height
+    stated = None
+    provider = session.get().providers.get(job.provider)
+    if provider is not None and job.provider == "meshy" and request.rig:  # the rig is made this tall
+        spec = next((o for o in provider.options if o.name == "height_meters"), None)
+        stated = request.options.get("height_meters", spec.default if spec is not None else None)
+    if height is None and isinstance(stated, int | float) and stated > 0:
+        height = float(stated)
+    return importer.SceneFit(height=height, facing=normalize.PROVIDER_FRONT.get(job.provider),
+                             recentre=placement.location is None, in_place=placement.in_place)
+
+
 def _import_added_animations(job: Job, animations: list[tuple[str, Path]], ctx: bpy.types.Context) -> Job:
     from . import importer
 
     current = session.get()
     target = _target_armature(job)
     try:
-        added = importer.add_animations(target, animations, context=ctx)
+        added = importer.add_animations(target, animations, context=ctx, in_place=job.request.placement.in_place)
     except ImportFailed as exc:
         record_import_error(job.id, str(exc))
         raise

@@ -17,19 +17,22 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
 
 from ..core.errors import MarionetteError
-from . import session
+from . import session, thumbnails
 from .lazy import lazy_import
 
 if TYPE_CHECKING:
     from ..core import catalog as core_catalog
-    from ..core import models
+    from ..core import models, motion_categories, previews
 else:  # loaded on first use, not when Marionette is enabled
     core_catalog = lazy_import("..core.catalog", __package__)
     models = lazy_import("..core.models", __package__)
+    motion_categories = lazy_import("..core.motion_categories", __package__)
+    previews = lazy_import("..core.previews", __package__)
 
 log = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {"catalogs": {}, "future": None, "error": None, "synced": None, "provider": "meshy"}
+_state: dict[str, Any] = {"catalogs": {}, "future": None, "error": None, "synced": None, "provider": "meshy",
+                          "previews": None, "online": False, "arrived": False}
 
 
 class MARIONETTE_PG_animation(bpy.types.PropertyGroup):
@@ -38,6 +41,7 @@ class MARIONETTE_PG_animation(bpy.types.PropertyGroup):
     label: StringProperty()  # type: ignore[valid-type]
     category: StringProperty()  # type: ignore[valid-type]
     sub_category: StringProperty()  # type: ignore[valid-type]
+    preview_url: StringProperty()  # type: ignore[valid-type]
     selected: BoolProperty(name="Use", description="Add this animation to the character")  # type: ignore[valid-type]
 
 
@@ -75,7 +79,11 @@ class MARIONETTE_UL_animations(bpy.types.UIList):
                   active_property: Any, index: Any = 0, flt_flag: Any = 0) -> None:
         row = layout.row(align=True)
         row.prop(item, "selected", text="")
-        row.label(text=item.label)
+        icon = preview_icon(item.preview_url)
+        if icon:
+            row.label(text=item.label, icon_value=icon)
+        else:
+            row.label(text=item.label)
         if item.category:
             row.label(text=item.sub_category or item.category)
 
@@ -83,6 +91,28 @@ class MARIONETTE_UL_animations(bpy.types.UIList):
         items = getattr(data, propname)
         flags = [self.bitflag_filter_item if visible(i, data.search, data.category) else 0 for i in items]
         return flags, []
+
+
+def _fetcher() -> previews.PreviewFetcher:
+    fetcher: previews.PreviewFetcher | None = _state["previews"]
+    if fetcher is None:
+
+        def arrived(_url: str) -> None:  # on the worker thread: a plain flag the pump reads
+            _state["arrived"] = True
+
+        # The worker reads online access from this dict (the pump copies it from bpy), never from bpy.
+        fetcher = previews.PreviewFetcher(session.get().root / "previews", lambda: bool(_state["online"]), arrived)
+        _state["previews"] = fetcher
+    return fetcher
+
+
+def preview_icon(url: str) -> int:
+    """The icon of an animation's preview when it is on disk, else 0 (and it is fetched in the background).
+    Safe to call from draw(): no network, one stat of the cache file."""
+    if not url or session.get_or_none() is None:
+        return 0
+    path = _fetcher().path(url)
+    return thumbnails.icon_for(str(path)) if path is not None else 0
 
 
 def library(context: bpy.types.Context | None = None) -> Any:
@@ -171,7 +201,14 @@ def pump() -> bool:
     catalogs: dict[str, core_catalog.Catalog] = _state["catalogs"]
     if provider_id not in catalogs:
         cached = _cache(provider_id).load() if provider.fetches_animation_catalog else None
-        catalogs[provider_id] = cached or core_catalog.builtin(provider.common_animations)
+        catalogs[provider_id] = cached or _builtin(provider_id, provider.common_animations)
+    online = bool(bpy.app.online_access)
+    if online and not _state["online"] and _state["previews"] is not None:
+        _state["previews"].forget()  # online access was just turned on: try the refused previews again
+    _state["online"] = online
+    if _state["arrived"]:
+        _state["arrived"] = False
+        changed = True
     future = _state["future"]
     if future is not None and future.done():
         _state["future"] = None
@@ -203,12 +240,24 @@ def _sync(current: core_catalog.Catalog) -> None:
         item = lib.items.add()
         item.action_id, item.name, item.label = entry.action_id, entry.name, entry.label
         item.category, item.sub_category = entry.category, entry.sub_category
+        item.preview_url = entry.preview_url
         item.selected = entry.action_id in keep
     _state["synced"] = current
 
 
+def _builtin(provider_id: str, choices: Any) -> core_catalog.Catalog:
+    catalog = core_catalog.builtin(choices)
+    if provider_id == "claythis":  # Quaternius clip names say what they are
+        for entry in catalog.entries:
+            entry.category = entry.category or motion_categories.motion_category(entry.name)
+    return catalog
+
+
 def reset() -> None:
-    _state.update(catalogs={}, future=None, error=None, synced=None)
+    fetcher: previews.PreviewFetcher | None = _state["previews"]
+    if fetcher is not None:
+        fetcher.stop()
+    _state.update(catalogs={}, future=None, error=None, synced=None, previews=None, arrived=False)
 
 
 classes = (MARIONETTE_PG_animation, MARIONETTE_PG_library, MARIONETTE_UL_animations)

@@ -120,11 +120,13 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
             height = None if props.mesh_height_auto else float(props.meshy_options.height_meters)
             job = jobs.submit_mesh(context, list(context.selected_objects), provider_id=provider.id,
                                    name=props.job_name, facing=props.mesh_facing, height=height,
-                                   hide_original=props.hide_original, animations=animations, options=options)
+                                   hide_original=props.hide_original, animations=animations, options=options,
+                                   in_place=props.in_place)
         elif kind == "text":
             prompt = props.prompt.strip()
             job = jobs.submit(provider.id, kind="text", name=props.job_name or prompt[:40], prompt=prompt,
-                              rig=rig, animations=animations, options=options)
+                              rig=rig, animations=animations, options=options, height=props.fit_height or None,
+                              in_place=props.in_place)
         else:
             if kind == "multi_image":
                 images = sources.resolve_many(context, props)
@@ -133,7 +135,8 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
             files = [runner.InputFile(name, data) for name, data in images]
             job = jobs.submit(provider.id, kind="multi_image" if len(files) > 1 else "image",
                               name=props.job_name or Path(files[0].name).stem, files=files, rig=rig,
-                              animations=animations, options=options)
+                              animations=animations, options=options, height=props.fit_height or None,
+                              in_place=props.in_place)
         cost = provider.cost(job.request)
         spent = f", about {cost:g} credits" if cost is not None else ""
         sent = f"Marionette: {job.request.name} sent to {provider.label}{spent}"
@@ -199,7 +202,8 @@ class MARIONETTE_OT_add_animations(bpy.types.Operator):
 
         def send() -> str:
             job = jobs.submit_add_animations(armature, library.chosen(context),
-                                             options=settings.options_of(props, provider, "armature"))
+                                             options=settings.options_of(props, provider, "armature"),
+                                             in_place=props.in_place)
             return (f"Marionette: {len(job.request.animations)} animations requested for {armature.name}, "
                     f"{provider.cost(job.request):g} credits")
 

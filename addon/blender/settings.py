@@ -104,6 +104,12 @@ def _settings_annotations() -> dict[str, Any]:
                                    "(empty: the image's name)"),
         "prompt": StringProperty(name="Prompt", description="Describe the model to generate"),
         "view_images": bpy.props.CollectionProperty(type=MARIONETTE_PG_image_path),
+        "fit_height": FloatProperty(name="Height", default=0.0, min=0.0, soft_max=10.0, unit="LENGTH",
+                                    description="Scale the imported character to this height (0: the height the "
+                                    "provider states, such as Meshy's rigging height, else as delivered)"),
+        "in_place": BoolProperty(name="In Place", default=False,
+                                 description="Walk, run and other locomotion animations loop on the spot (their "
+                                 "horizontal travel removed, the vertical bob kept); the originals are kept too"),
         "rig": BoolProperty(name="Rig & Animate", default=True,
                             description="Rig the generated model and add the chosen animations"),
     }

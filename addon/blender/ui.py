@@ -77,6 +77,10 @@ class MARIONETTE_PT_main(_Panel):
 
         if provider.supports_rig and "model" in provider.outputs and kind != "mesh":
             layout.prop(props, "rig")
+        row = layout.row(align=True)
+        if kind != "mesh":  # a mesh's height is the one sent for rigging
+            row.prop(props, "fit_height")
+        row.prop(props, "in_place")
 
         problem = current.problem(provider.id)
         if problem:
@@ -98,6 +102,8 @@ class MARIONETTE_PT_main(_Panel):
             layout.operator("marionette.generate", icon="ARMATURE_DATA")
         if jobs.rigged_by_marionette(context.active_object):
             layout.operator("marionette.add_animations", icon="ACTION")
+        if context.active_object is not None and context.active_object.type == "ARMATURE":
+            layout.operator("marionette.export_character", icon="EXPORT")
         if current.panel_message:
             level, message = current.panel_message
             row = layout.box().row()
@@ -179,6 +185,10 @@ class MARIONETTE_PT_animations(_Panel):
         row.prop(lib, "search", text="", icon="VIEWZOOM")
         row.prop(lib, "category", text="")
         layout.template_list("MARIONETTE_UL_animations", "", lib, "items", lib, "index", rows=6)
+        active = lib.items[lib.index] if 0 <= lib.index < len(lib.items) else None
+        big = library.preview_icon(active.preview_url) if active is not None else 0
+        if big:  # the active animation's preview, larger
+            layout.template_icon(icon_value=big, scale=6.0)
         row = layout.row(align=True)
         op = row.operator("marionette.select_animations", text="Choose Shown")
         op.select = True

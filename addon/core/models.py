@@ -40,6 +40,8 @@ class Placement(BaseModel):
     source_objects: list[str] = Field(default_factory=list)  # the artist's mesh(es), hidden on import
     hide_source: bool = True
     target_armature: str | None = None  # "armature" jobs: the character that receives the animations
+    height: float | None = None  # metres: scale the character to this height (None: the provider's/as delivered)
+    in_place: bool = False  # locomotion actions also get an in-place copy, used in the NLA
 
 
 class GenerationRequest(BaseModel):

@@ -19,6 +19,19 @@ Files written (the keys of the returned dict are these file names):
 * ``rigged.fbx`` and ``walking.fbx``: FBX exports of the rigged character, without and with ``Walking``
 * ``sample.png`` (256x256 RGBA, transparent background) and ``sample.jpg``: a front view of the character
 * ``manifest.json``: the animations (name, first frame, last frame) each file holds
+
+Rigs made the way providers deliver them (see :data:`PROVIDER_STYLE`), each with root motion (the
+``Strolling`` animation walks 1.2 m towards -Y per cycle while bobbing up and down):
+
+* ``scaled_rig.glb``: armature and mesh at object scale 0.01 with their data in centimetres (what Meshy's
+  rigged GLB looks like), under an empty root node, with a childless empty node beside the armature;
+  animations ``Strolling`` and ``Dance`` (location keys in centimetres)
+* ``scaled_character.glb``: the same rig without animation (Meshy's rigged character)
+* ``scaled_anim.glb`` and ``scaled_walk.glb``: the same rig with only ``Running`` or ``Strolling`` (animation
+  files for that rig)
+* ``yup_cm.fbx``: an FBX in centimetres with Y up (Mixamo-style), with ``Strolling``
+* ``normalized.glb``: the rig and mesh fitted into a 1-unit cube centred on the origin (Rodin, image3d.io),
+  with ``Strolling``
 """
 
 from __future__ import annotations
@@ -122,6 +135,20 @@ SINGLE_FILES: dict[str, str] = {
     "anim_Jump.glb": "Jump",
 }
 MULTI_ORDER: tuple[str, ...] = ("Walking", "Running", "Dance", "Wave", "Jump")
+
+# Provider-style files: file name -> (data scale, object scale, animations). The character is the same
+# 1.76 m one; "data scale" multiplies every coordinate in the data, "object scale" the object.
+STROLL = AnimSpec("Strolling", 1, 24)
+STROLL_DISTANCE = 1.2  # metres towards -Y per cycle
+PROVIDER_STYLE: dict[str, tuple[float, float, tuple[str, ...]]] = {
+    "scaled_rig.glb": (100.0, 0.01, ("Strolling", "Dance")),
+    "scaled_character.glb": (100.0, 0.01, ()),
+    "scaled_anim.glb": (100.0, 0.01, ("Running",)),
+    "scaled_walk.glb": (100.0, 0.01, ("Strolling",)),
+    "yup_cm.fbx": (100.0, 1.0, ("Strolling",)),
+    "normalized.glb": (0.0, 1.0, ("Strolling",)),  # 0: fitted into a unit cube
+}
+CHARACTER_HEIGHT = 1.76  # metres, top of the head bone
 
 # --------------------------------------------------------------------------------------------------
 # Small vector helpers (plain Python so that the geometry is the same everywhere)
@@ -322,7 +349,13 @@ def _jump(p: float) -> tuple[Pose, Vec3]:
     return pose, (0.0, 0.0, height - crouch / 400.0)
 
 
+def _strolling(p: float) -> tuple[Pose, Vec3]:
+    pose, bob = _walking(p)
+    return pose, (0.0, -STROLL_DISTANCE * p, bob[2])
+
+
 MOTIONS: dict[str, Callable[[float], tuple[Pose, Vec3]]] = {
+    "Strolling": _strolling,
     "Walking": _walking,
     "Running": _running,
     "Dance": _dance,
@@ -427,8 +460,8 @@ def _make_mesh(scene: bpy.types.Scene, material: bpy.types.Material, arm: bpy.ty
     return obj
 
 
-def _key_animation(arm: bpy.types.Object, spec: AnimSpec) -> bpy.types.Action:
-    """Create the action `spec.name` on `arm`, keyed on every frame of its range."""
+def _key_animation(arm: bpy.types.Object, spec: AnimSpec, unit: float = 1.0) -> bpy.types.Action:
+    """Create the action `spec.name` on `arm`, keyed on every frame of its range (locations x `unit`)."""
     import bpy
     from mathutils import Euler
 
@@ -448,7 +481,7 @@ def _key_animation(arm: bpy.types.Object, spec: AnimSpec) -> bpy.types.Action:
             pose_bone.keyframe_insert("rotation_quaternion", frame=frame, group=name)
         hips = arm.pose.bones["Hips"]
         # Bone-local offset; Hips points up (+Z world is its local +Y).
-        hips.location = (hips_offset[0], hips_offset[2], -hips_offset[1])
+        hips.location = (hips_offset[0] * unit, hips_offset[2] * unit, -hips_offset[1] * unit)
         hips.keyframe_insert("location", frame=frame, group="Hips")
     _reset_pose(arm)
     return action
@@ -534,6 +567,71 @@ def _export_model_only(scene: bpy.types.Scene, body: bpy.types.Object, path: Pat
 def _select_all(scene: bpy.types.Scene) -> None:
     for obj in scene.objects:
         obj.select_set(True)
+
+
+def _animation_spec(name: str) -> AnimSpec:
+    return STROLL if name == STROLL.name else ANIMATIONS[name]
+
+
+def _provider_style(out_dir: Path, file_name: str) -> list[tuple[str, int, int]]:
+    """Write one of :data:`PROVIDER_STYLE`'s files; return its animations (name, first, last)."""
+    import bpy
+    from mathutils import Matrix
+
+    data_scale, object_scale, names = PROVIDER_STYLE[file_name]
+    scene = _reset_scene()
+    path = out_dir / file_name
+    with tempfile.TemporaryDirectory(prefix="marionette-assets-") as tmp:
+        material = _make_material(Path(tmp))
+        arm = _make_armature(scene)
+        body = _make_mesh(scene, material, arm)
+        if data_scale == 0.0:
+            verts = body_geometry().verts
+            low = [min(v[i] for v in verts) for i in range(3)]
+            high = [max(v[i] for v in verts) for i in range(3)]
+            unit = 1.0 / max(h - lo for h, lo in zip(high, low, strict=True))
+            centre = [-(lo + h) / 2.0 for lo, h in zip(low, high, strict=True)]
+            matrix = Matrix.Scale(unit, 4) @ Matrix.Translation(centre)
+        else:
+            unit = data_scale
+            matrix = Matrix.Scale(unit, 4)
+        arm.data.transform(matrix)
+        mesh = body.data
+        assert isinstance(mesh, bpy.types.Mesh)
+        mesh.transform(matrix)
+        arm.scale = (object_scale, object_scale, object_scale)
+        if file_name.endswith(".glb"):
+            # The node tree of a converted file: an empty root above the armature, an empty leaf beside it.
+            root = bpy.data.objects.new("RootNode", None)
+            leaf = bpy.data.objects.new("Icosphere", None)
+            for empty in (root, leaf):
+                scene.collection.objects.link(empty)
+            arm.parent = root
+            leaf.parent = root
+        _clear_animation(arm)
+        for name in names:
+            action = _key_animation(arm, _animation_spec(name), unit)
+            anim_data = arm.animation_data
+            assert anim_data is not None
+            anim_data.action = None
+            track = anim_data.nla_tracks.new()
+            track.name = name
+            track.strips.new(name, int(action.frame_range[0]), action)
+            track.mute = True
+        _select_all(scene)
+        bpy.context.view_layer.objects.active = arm
+        scene.frame_start, scene.frame_end = 1, max((_animation_spec(n).last for n in names), default=1)
+        if file_name.endswith(".fbx"):
+            anim_data = arm.animation_data
+            assert anim_data is not None
+            anim_data.action = bpy.data.actions[names[0]]
+            scene.unit_settings.scale_length = 0.01  # the file says centimetres
+            _fbx_export(path, animation=True)
+        else:
+            _gltf_export(path, animations=bool(names), export_anim_single_armature=False)
+    if file_name.endswith(".glb"):
+        names = tuple(glb_animation_names(path))
+    return [(n, _animation_spec(n).first, _animation_spec(n).last) for n in names]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -671,6 +769,10 @@ def build_all(out_dir: Path) -> dict[str, Path]:
         manifest["multi.glb"] = [
             (n, ANIMATIONS[n].first, ANIMATIONS[n].last) for n in glb_animation_names(files["multi.glb"])
         ]
+
+    for file_name in PROVIDER_STYLE:
+        manifest[file_name] = _provider_style(out_dir, file_name)
+        files[file_name] = out_dir / file_name
 
     _write_pictures(out_dir)
     files["sample.png"] = out_dir / "sample.png"
