@@ -1,0 +1,746 @@
+"""Retarget animations from one humanoid armature onto another (the artist's own rig).
+
+:func:`retarget` puts every chosen action of ``source`` on ``target`` as a new action, baked to keyframes
+(no constraints), each in its own muted NLA track on the target and the first one active, as the
+importer lays out a character's animations. Nothing of the target's rest pose, mesh or existing actions
+changes; on bad input nothing changes at all (:class:`InputError` says why).
+
+How the motion is carried over
+------------------------------
+* Bones are paired by :mod:`..core.bonemap` (automatic roles, or a map the artist gave or edited).
+* Each rig gets a *character frame* from its rest pose: up (hips to head), left (right thigh to left
+  thigh) and back. Orientations are compared in that frame, in world space, so object rotation, object
+  scale (0.01 FBX rigs), Y-up armatures and characters facing +Y all work.
+* Rest poses may differ (a T-pose source, an A-pose target): each target bone is first turned, in the
+  character frame, so that its *segment* (from its joint to the next mapped joint of the same limb, e.g.
+  elbow to wrist) points like the source's at rest; from there it follows the source bone's world
+  rotation. Every mapped segment of the target therefore points exactly where the source's points, at
+  every frame, whatever the bone rolls. The hips keep their own rest orientation.
+* The hips travel as the source's hips do, scaled by the ratio of the legs' lengths (hip to knee to
+  ankle); ``in_place`` removes the horizontal travel (the straight line from the first to the last
+  frame), keeping sway and bounce.
+* The source is read from its F-curves (keys at every sampled frame are read in bulk; anything else is
+  evaluated), every frame of each action's range is computed at once with numpy (forward kinematics of
+  both rigs), and the keys are written with ``foreach_set``: no operator and no scene update per frame.
+
+Limits: bones that inherit neither rotation nor scale from their parent are treated as if they did;
+constraints and drivers on the source are not evaluated (its keyframes are); bone scale is not carried
+over; the target's unmapped bones (fingers the source lacks, twist bones...) keep their rest pose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Quaternion
+
+from ..core import bonemap
+from ..core.bonemap import BoneInfo, BoneMap
+from ..core.errors import InputError
+
+FloatArray = Any  # numpy arrays (kept loose: numpy's typing is not worth the noise here)
+
+# For a role, the roles whose joint ends its segment (the first one both rigs have wins).
+_SEGMENT_END: dict[str, tuple[str, ...]] = {
+    "spine": ("chest", "upper_chest", "neck", "head"),
+    "chest": ("upper_chest", "neck", "head"),
+    "upper_chest": ("neck", "head"),
+    "neck": ("head",),
+}
+for _side in bonemap.SIDES:
+    _SEGMENT_END.update({
+        f"shoulder.{_side}": (f"upper_arm.{_side}",),
+        f"upper_arm.{_side}": (f"lower_arm.{_side}",),
+        f"lower_arm.{_side}": (f"hand.{_side}",),
+        f"hand.{_side}": (f"middle1.{_side}", f"ring1.{_side}", f"index1.{_side}"),
+        f"upper_leg.{_side}": (f"lower_leg.{_side}",),
+        f"lower_leg.{_side}": (f"foot.{_side}",),
+        f"foot.{_side}": (f"toes.{_side}",),
+    })
+    for _finger in bonemap.FINGERS:
+        _SEGMENT_END[f"{_finger}1.{_side}"] = (f"{_finger}2.{_side}",)
+        _SEGMENT_END[f"{_finger}2.{_side}"] = (f"{_finger}3.{_side}",)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rigs
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rig:
+    """An armature's rest data as arrays: bones in hierarchy order (parents first)."""
+
+    obj: bpy.types.Object
+    names: list[str]
+    index: dict[str, int]
+    parent: list[int]
+    rest: FloatArray  # (n, 4, 4) bone.matrix_local (armature space)
+    rest_rel: FloatArray  # (n, 4, 4) parent rest^-1 @ rest (rest for roots)
+    world: FloatArray  # (4, 4) object matrix_world
+    world_rot: FloatArray  # (3, 3) its rotation (scale removed)
+    roles: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, obj: bpy.types.Object) -> Rig:
+        data = obj.data
+        assert isinstance(data, bpy.types.Armature)
+        bones = list(data.bones)
+        by_name = {b.name: b for b in bones}
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            parent = by_name[name].parent
+            if parent is not None:
+                visit(parent.name)
+            seen.add(name)
+            order.append(name)
+
+        for b in bones:
+            visit(b.name)
+        index = {n: i for i, n in enumerate(order)}
+        rest = np.array([np.array(by_name[n].matrix_local) for n in order], dtype=np.float64).reshape(-1, 4, 4)
+        parent = [index[by_name[n].parent.name] if by_name[n].parent is not None else -1 for n in order]
+        rest_rel = rest.copy()
+        for i, p in enumerate(parent):
+            if p >= 0:
+                rest_rel[i] = np.linalg.inv(rest[p]) @ rest[i]
+        world = np.array(obj.matrix_world, dtype=np.float64)
+        rig = cls(obj, order, index, parent, rest, rest_rel, world, _rotation_part(world[:3, :3]))
+        rig.roles = bonemap.find_roles(describe(obj))
+        return rig
+
+    def joint_world(self, bone: str) -> FloatArray:
+        return (self.world @ self.rest[self.index[bone]][:, 3])[:3]
+
+
+def describe(obj: bpy.types.Object) -> list[BoneInfo]:
+    """The plain description of an armature the bone map reads: rest heads and tails in world space."""
+    data = obj.data
+    assert isinstance(data, bpy.types.Armature)
+    world = obj.matrix_world
+    out = []
+    for bone in data.bones:
+        head = world @ bone.head_local
+        tail = world @ bone.tail_local
+        out.append(BoneInfo(bone.name, bone.parent.name if bone.parent else None, (head.x, head.y, head.z),
+                            (tail.x, tail.y, tail.z), bool(bone.use_deform)))
+    return out
+
+
+def _rotation_part(m: FloatArray) -> FloatArray:
+    """The rotation of a 3x3 (or (..., 3, 3)) matrix with scale: columns normalised."""
+    norms = np.linalg.norm(m, axis=-2, keepdims=True)
+    return m / np.where(norms < 1e-12, 1.0, norms)
+
+
+def _normalized(v: FloatArray) -> FloatArray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 1e-12 else v
+
+
+def _character_frame(rig: Rig) -> FloatArray:
+    """World-space columns (left, back, up) of the character at rest."""
+    roles = rig.roles
+    hips = rig.joint_world(roles["hips"])
+    top_role = next((r for r in ("head", "neck", "upper_chest", "chest", "spine") if r in roles), None)
+    left = rig.joint_world(roles["upper_leg.L"]) - rig.joint_world(roles["upper_leg.R"])
+    if top_role is not None:
+        up = rig.joint_world(roles[top_role]) - hips
+    else:
+        knees = (rig.joint_world(roles["lower_leg.L"]) + rig.joint_world(roles["lower_leg.R"])) / 2.0
+        up = hips - knees
+    up = _normalized(up)
+    left = _normalized(left - np.dot(left, up) * up)
+    back = np.cross(up, left)
+    return np.stack([left, back, up], axis=1)
+
+
+def _leg_length(rig: Rig) -> float:
+    total = 0.0
+    for side in bonemap.SIDES:
+        hip = rig.joint_world(rig.roles[f"upper_leg.{side}"])
+        knee = rig.joint_world(rig.roles[f"lower_leg.{side}"])
+        if f"foot.{side}" in rig.roles:
+            ankle = rig.joint_world(rig.roles[f"foot.{side}"])
+        else:
+            bone = rig.index[rig.roles[f"lower_leg.{side}"]]
+            data = rig.obj.data
+            assert isinstance(data, bpy.types.Armature)
+            tail = data.bones[rig.roles[f"lower_leg.{side}"]].tail_local
+            ankle = (rig.world @ np.array([tail.x, tail.y, tail.z, 1.0]))[:3]
+            del bone
+        total += float(np.linalg.norm(knee - hip) + np.linalg.norm(ankle - knee))
+    return total / 2.0
+
+
+def _rotation_between(a: FloatArray, b: FloatArray) -> FloatArray:
+    """The smallest rotation (3x3) turning direction a onto direction b."""
+    a, b = _normalized(a), _normalized(b)
+    v = np.cross(a, b)
+    c = float(np.dot(a, b))
+    if c < -1.0 + 1e-9:
+        axis = np.cross(a, [1.0, 0.0, 0.0])
+        if np.linalg.norm(axis) < 1e-6:
+            axis = np.cross(a, [0.0, 1.0, 0.0])
+        axis = _normalized(axis)
+        return 2.0 * np.outer(axis, axis) - np.eye(3)
+    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + vx + vx @ vx * (1.0 / (1.0 + c))
+
+
+# --------------------------------------------------------------------------------------------------
+# numpy rotations (frames along the first axis)
+# --------------------------------------------------------------------------------------------------
+
+
+def _quat_to_mat(q: FloatArray) -> FloatArray:
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    m = np.empty((len(q), 3, 3))
+    m[:, 0, 0] = 1 - 2 * (y * y + z * z)
+    m[:, 0, 1] = 2 * (x * y - z * w)
+    m[:, 0, 2] = 2 * (x * z + y * w)
+    m[:, 1, 0] = 2 * (x * y + z * w)
+    m[:, 1, 1] = 1 - 2 * (x * x + z * z)
+    m[:, 1, 2] = 2 * (y * z - x * w)
+    m[:, 2, 0] = 2 * (x * z - y * w)
+    m[:, 2, 1] = 2 * (y * z + x * w)
+    m[:, 2, 2] = 1 - 2 * (x * x + y * y)
+    return m
+
+
+def _axis_mat(axis: str, angle: FloatArray) -> FloatArray:
+    c, s = np.cos(angle), np.sin(angle)
+    m = np.zeros((len(angle), 3, 3))
+    i = "XYZ".index(axis)
+    j, k = (i + 1) % 3, (i + 2) % 3
+    m[:, i, i] = 1.0
+    m[:, j, j] = c
+    m[:, k, k] = c
+    m[:, k, j] = s
+    m[:, j, k] = -s
+    return m
+
+
+def _euler_to_mat(e: FloatArray, order: str) -> FloatArray:
+    """Blender's Euler: 'XYZ' applies X first, then Y, then Z (R = Rz @ Ry @ Rx)."""
+    first, second, third = (_axis_mat(a, e[:, "XYZ".index(a)]) for a in order)
+    return third @ second @ first
+
+
+def _axis_angle_to_mat(aa: FloatArray) -> FloatArray:
+    angle = aa[:, 0]
+    axis = aa[:, 1:4] / np.maximum(np.linalg.norm(aa[:, 1:4], axis=1, keepdims=True), 1e-12)
+    half = angle / 2.0
+    q = np.concatenate([np.cos(half)[:, None], axis * np.sin(half)[:, None]], axis=1)
+    return _quat_to_mat(q)
+
+
+def _mat_to_quat(m: FloatArray) -> FloatArray:
+    """(F, 3, 3) rotations -> (F, 4) unit quaternions (w, x, y, z), sign-continuous across frames."""
+    f = len(m)
+    q = np.empty((f, 4))
+    t = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
+    cases = np.stack([t, m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]], axis=1).argmax(axis=1)
+    for case in range(4):
+        sel = cases == case
+        if not np.any(sel):
+            continue
+        r = m[sel]
+        if case == 0:
+            s = np.sqrt(1.0 + r[:, 0, 0] + r[:, 1, 1] + r[:, 2, 2]) * 2
+            q[sel] = np.stack([0.25 * s, (r[:, 2, 1] - r[:, 1, 2]) / s, (r[:, 0, 2] - r[:, 2, 0]) / s,
+                               (r[:, 1, 0] - r[:, 0, 1]) / s], axis=1)
+        elif case == 1:
+            s = np.sqrt(1.0 + r[:, 0, 0] - r[:, 1, 1] - r[:, 2, 2]) * 2
+            q[sel] = np.stack([(r[:, 2, 1] - r[:, 1, 2]) / s, 0.25 * s, (r[:, 0, 1] + r[:, 1, 0]) / s,
+                               (r[:, 0, 2] + r[:, 2, 0]) / s], axis=1)
+        elif case == 2:
+            s = np.sqrt(1.0 + r[:, 1, 1] - r[:, 0, 0] - r[:, 2, 2]) * 2
+            q[sel] = np.stack([(r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 0, 1] + r[:, 1, 0]) / s, 0.25 * s,
+                               (r[:, 1, 2] + r[:, 2, 1]) / s], axis=1)
+        else:
+            s = np.sqrt(1.0 + r[:, 2, 2] - r[:, 0, 0] - r[:, 1, 1]) * 2
+            q[sel] = np.stack([(r[:, 1, 0] - r[:, 0, 1]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s,
+                               (r[:, 1, 2] + r[:, 2, 1]) / s, 0.25 * s], axis=1)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    if q[0, 0] < 0:
+        q[0] = -q[0]
+    # Keep neighbouring keys on the same hemisphere so that interpolation takes the short way.
+    flips = np.sign(np.einsum("ij,ij->i", q[1:], q[:-1]))
+    flips[flips == 0] = 1.0
+    q[1:] *= np.cumprod(flips)[:, None]
+    return q
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the source
+# --------------------------------------------------------------------------------------------------
+
+
+def _slot_for(action: bpy.types.Action, owner: Any, obj: bpy.types.Object) -> Any:
+    """The slot `owner` (AnimData or NlaStrip) uses for `action`, else the object's own, else the first."""
+    slots = getattr(action, "slots", None)
+    if slots is None or not len(slots):
+        return None
+    used = getattr(owner, "action_slot", None) if owner is not None else None
+    if used is not None:
+        return used
+    for slot in slots:
+        if slot.identifier == "OB" + obj.name:
+            return slot
+    objects = [s for s in slots if s.target_id_type in ("OBJECT", "UNSPECIFIED")]
+    return objects[0] if objects else slots[0]
+
+
+def _fcurves(action: bpy.types.Action, slot: Any) -> list[Any]:
+    layers = getattr(action, "layers", None)
+    if layers is not None and len(layers):
+        curves: list[Any] = []
+        for layer in layers:
+            for strip in layer.strips:
+                for bag in getattr(strip, "channelbags", ()):
+                    if slot is None or bag.slot == slot:
+                        curves.extend(bag.fcurves)
+        return curves
+    return list(getattr(action, "fcurves", ()))
+
+
+def source_actions(obj: bpy.types.Object) -> list[tuple[bpy.types.Action, Any]]:
+    """(action, slot) of every action on an armature: the active one first, then the NLA tracks top down."""
+    anim_data = obj.animation_data
+    found: list[tuple[bpy.types.Action, Any]] = []
+    seen: set[int] = set()
+    if anim_data is None:
+        return found
+    if anim_data.action is not None:
+        seen.add(anim_data.action.as_pointer())
+        found.append((anim_data.action, _slot_for(anim_data.action, anim_data, obj)))
+    for track in reversed(list(anim_data.nla_tracks)):
+        for strip in track.strips:
+            action = strip.action
+            if action is not None and action.as_pointer() not in seen:
+                seen.add(action.as_pointer())
+                found.append((action, _slot_for(action, strip, obj)))
+    return found
+
+
+_CHANNELS = {"location": 3, "rotation_quaternion": 4, "rotation_euler": 3, "rotation_axis_angle": 4, "scale": 3}
+
+
+def _sample_frames(action: bpy.types.Action) -> FloatArray:
+    start, end = action.frame_range[0], action.frame_range[1]
+    first, last = math.floor(start + 1e-6), math.ceil(end - 1e-6)
+    return np.arange(first, max(last, first) + 1, dtype=np.float64)
+
+
+def _sample_curve(curve: Any, frames: FloatArray) -> FloatArray:
+    points = curve.keyframe_points
+    count = len(points)
+    if count and not len(curve.modifiers):
+        co = np.empty(count * 2, dtype=np.float32)
+        points.foreach_get("co", co)
+        keys = co[0::2].astype(np.float64)
+        values = co[1::2].astype(np.float64)
+        pos = np.searchsorted(keys, frames)
+        pos = np.clip(pos, 0, count - 1)
+        if np.all(np.abs(keys[pos] - frames) < 1e-4):
+            return values[pos]  # a key on every sampled frame: the keys are the values
+    return np.array([curve.evaluate(float(f)) for f in frames], dtype=np.float64)
+
+
+def _source_pose(rig: Rig, action: bpy.types.Action, slot: Any, frames: FloatArray) -> FloatArray:
+    """(n_bones, F, 4, 4) armature-space pose matrices of the source for every sampled frame."""
+    f = len(frames)
+    channels: dict[tuple[str, str], FloatArray] = {}
+    for curve in _fcurves(action, slot):
+        path = curve.data_path
+        if not path.startswith('pose.bones["'):
+            continue
+        end = path.find('"]', 12)
+        bone = path[12:end].replace('\\"', '"')
+        prop = path[end + 3 :]
+        size = _CHANNELS.get(prop)
+        if size is None or bone not in rig.index or not 0 <= curve.array_index < size:
+            continue
+        key = (bone, prop)
+        if key not in channels:
+            default = np.zeros((f, size))
+            if prop == "scale":
+                default[:] = 1.0
+            elif prop == "rotation_quaternion":
+                default[:, 0] = 1.0
+            elif prop == "rotation_axis_angle":
+                default[:, 2] = 1.0
+            channels[key] = default
+        channels[key][:, curve.array_index] = _sample_curve(curve, frames)
+    n = len(rig.names)
+    pose = np.empty((n, f, 4, 4))
+    basis = np.zeros((f, 4, 4))
+    pose_bones = rig.obj.pose.bones
+    for i, name in enumerate(rig.names):
+        basis[:] = 0.0
+        basis[:, 3, 3] = 1.0
+        mode = pose_bones[name].rotation_mode
+        if mode == "QUATERNION":
+            rot = channels.get((name, "rotation_quaternion"))
+            r = _quat_to_mat(rot) if rot is not None else None
+        elif mode == "AXIS_ANGLE":
+            rot = channels.get((name, "rotation_axis_angle"))
+            r = _axis_angle_to_mat(rot) if rot is not None else None
+        else:
+            rot = channels.get((name, "rotation_euler"))
+            r = _euler_to_mat(rot, mode) if rot is not None else None
+        scale = channels.get((name, "scale"))
+        if r is None:
+            r = np.broadcast_to(np.eye(3), (f, 3, 3))
+        basis[:, :3, :3] = r * scale[:, None, :] if scale is not None else r
+        loc = channels.get((name, "location"))
+        if loc is not None:
+            basis[:, :3, 3] = loc
+        p = rig.parent[i]
+        pose[i] = (pose[p] @ rig.rest_rel[i] @ basis) if p >= 0 else rig.rest[i] @ basis
+    return pose
+
+
+# --------------------------------------------------------------------------------------------------
+# The transfer
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pair:
+    source: int
+    target: int
+    role: str
+    q: FloatArray  # (3, 3): target rotation = L @ source rotation @ q
+
+
+@dataclass
+class Plan:
+    """Everything about a source/target pair that does not depend on the action."""
+
+    source: Rig
+    target: Rig
+    bone_map: BoneMap
+    pairs: list[_Pair]
+    l_rot: FloatArray  # (3, 3)
+    hips_source: int
+    hips_target: int
+    ratio: float
+    frame_s: FloatArray
+    frame_t: FloatArray
+
+
+def _segment_dir(rig: Rig, role: str, bone: str, other: Rig) -> FloatArray:
+    """World direction of a bone's segment: to the joint of the first end role both rigs have."""
+    for end in _SEGMENT_END.get(role, ()):
+        if end in rig.roles and end in other.roles:
+            d = rig.joint_world(rig.roles[end]) - rig.joint_world(bone)
+            if np.linalg.norm(d) > 1e-9:
+                return d
+    i = rig.index[bone]
+    return rig.world_rot @ rig.rest[i][:3, 1]
+
+
+def plan(source: Rig, target: Rig, bone_map: BoneMap) -> Plan:
+    missing = [f"source: {r}" for r in bonemap.missing_required(source.roles)]
+    missing += [f"target: {r}" for r in bonemap.missing_required(target.roles)]
+    if missing:
+        raise InputError(
+            "Cannot find the hips and both legs (hip and knee bones) of both armatures: missing "
+            + ", ".join(missing) + ". Give a bone map (bone_map=) that names them.")
+    hips_s = source.roles["hips"]
+    if hips_s not in bone_map.pairs:
+        raise InputError(f"The bone map does not map the source's hips ({hips_s!r}) to a target bone")
+    frame_s, frame_t = _character_frame(source), _character_frame(target)
+    m_s = frame_s.T @ source.world_rot
+    m_t = frame_t.T @ target.world_rot
+    roles_by_bone = {b: r for r, b in source.roles.items()}
+    pairs: list[_Pair] = []
+    for s_name, t_name in bone_map.pairs.items():
+        role = bone_map.roles.get(s_name) or roles_by_bone.get(s_name, "")
+        si, ti = source.index[s_name], target.index[t_name]
+        rest_s = _rotation_part(source.rest[si][:3, :3])
+        rest_t = _rotation_part(target.rest[ti][:3, :3])
+        if s_name == hips_s:
+            a = np.eye(3)
+        else:
+            dir_s = frame_s.T @ _segment_dir(source, role, s_name, target)
+            t_role = role if role and target.roles.get(role) == t_name else ""
+            dir_t = frame_t.T @ _segment_dir(target, t_role or role, t_name, source) if t_role else \
+                m_t @ rest_t[:, 1]
+            if not t_role:
+                dir_s = m_s @ rest_s[:, 1]
+            a = _rotation_between(dir_t, dir_s)
+        q = rest_s.T @ m_s.T @ a @ m_t @ rest_t
+        pairs.append(_Pair(si, ti, role, q))
+    pairs.sort(key=lambda p: p.target)
+    ratio = _leg_length(target) / max(_leg_length(source), 1e-9)
+    return Plan(source, target, bone_map, pairs, m_t.T @ m_s, source.index[hips_s],
+                target.index[bone_map.pairs[hips_s]], ratio, frame_s, frame_t)
+
+
+@dataclass
+class Baked:
+    """The target's keys for one action: per bone, its channels' values over the frames."""
+
+    name: str
+    frames: FloatArray
+    channels: list[tuple[str, str, int, FloatArray]]  # (bone, property, index, values)
+
+
+def bake(p: Plan, action: bpy.types.Action, slot: Any, *, in_place: bool = False) -> Baked:
+    frames = _sample_frames(action)
+    f = len(frames)
+    src = _source_pose(p.source, action, slot, frames)
+    tgt = p.target
+    desired_rot: dict[int, FloatArray] = {}
+    for pair in p.pairs:
+        rs = _rotation_part(src[pair.source][:, :3, :3])
+        desired_rot[pair.target] = p.l_rot @ rs @ pair.q
+    # Hips position: the source's travel in its character frame, scaled, in the target's.
+    hs = p.hips_source
+    src_world = (p.source.world @ src[hs][:, :, 3].T).T[:, :3]
+    rest_world = (p.source.world @ p.source.rest[hs][:, 3])[:3]
+    travel = (src_world - rest_world) @ p.frame_s  # (F, 3) in character axes
+    if in_place and f > 1:
+        line = np.linspace(0.0, 1.0, f)[:, None] * (travel[-1, :2] - travel[0, :2])[None, :]
+        travel[:, :2] -= travel[0, :2] + line
+    ht = p.hips_target
+    target_rest_world = (tgt.world @ tgt.rest[ht][:, 3])[:3]
+    world_pos = target_rest_world + (p.ratio * travel) @ p.frame_t.T
+    inv_world = np.linalg.inv(tgt.world)
+    arm_pos = (inv_world[:3, :3] @ world_pos.T).T + inv_world[:3, 3]
+
+    n = len(tgt.names)
+    pose = np.empty((n, f, 4, 4))
+    channels: list[tuple[str, str, int, FloatArray]] = []
+    pose_bones = tgt.obj.pose.bones
+    for i, name in enumerate(tgt.names):
+        p_i = tgt.parent[i]
+        rest_in_parent = (pose[p_i] @ tgt.rest_rel[i]) if p_i >= 0 else np.broadcast_to(tgt.rest[i], (f, 4, 4))
+        if i not in desired_rot:
+            pose[i] = rest_in_parent
+            continue
+        wanted = np.zeros((f, 4, 4))
+        wanted[:, :3, :3] = desired_rot[i]
+        wanted[:, 3, 3] = 1.0
+        if i == ht:
+            wanted[:, :3, 3] = arm_pos
+        else:
+            wanted[:, :3, 3] = rest_in_parent[:, :3, 3]
+        basis = np.linalg.inv(rest_in_parent) @ wanted
+        pose[i] = wanted
+        rot = _rotation_part(basis[:, :3, :3])
+        channels.extend(_rotation_channels(name, pose_bones[name].rotation_mode, rot))
+        if i == ht:
+            for axis in range(3):
+                channels.append((name, "location", axis, basis[:, axis, 3].copy()))
+    return Baked(action.name, frames, channels)
+
+
+def _rotation_channels(bone: str, mode: str, rot: FloatArray) -> list[tuple[str, str, int, FloatArray]]:
+    if mode == "QUATERNION":
+        q = _mat_to_quat(rot)
+        return [(bone, "rotation_quaternion", k, q[:, k].copy()) for k in range(4)]
+    if mode == "AXIS_ANGLE":
+        q = _mat_to_quat(rot)
+        values = np.empty((len(q), 4))
+        for j, row in enumerate(q):
+            axis, angle = Quaternion(row).to_axis_angle()
+            values[j] = (angle, axis.x, axis.y, axis.z)
+        return [(bone, "rotation_axis_angle", k, values[:, k].copy()) for k in range(4)]
+    values = np.empty((len(rot), 3))
+    previous = None
+    order: Any = mode
+    for j, m in enumerate(rot):
+        e = Matrix(m.tolist()).to_euler(order, previous) if previous is not None else Matrix(m.tolist()).to_euler(order)
+        values[j] = e[:]
+        previous = e
+    return [(bone, "rotation_euler", k, values[:, k].copy()) for k in range(3)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing actions
+# --------------------------------------------------------------------------------------------------
+
+_LINEAR = 1  # Keyframe.interpolation enum value of 'LINEAR'
+
+
+def _new_action(name: str, target: bpy.types.Object) -> tuple[bpy.types.Action, Any, Any]:
+    """A new action with an object slot for `target` (Blender 4.4+) and where its F-curves go."""
+    action = bpy.data.actions.new(name)
+    if hasattr(action, "layers") and hasattr(action, "slots") and hasattr(bpy.types, "ActionChannelbag"):
+        slot = action.slots.new(id_type="OBJECT", name=target.name)
+        layer = action.layers.new("Layer")
+        strip: Any = layer.strips.new(type="KEYFRAME")
+        return action, slot, strip.channelbag(slot, ensure=True).fcurves
+    legacy: Any = action
+    return action, None, legacy.fcurves
+
+
+def _write(baked: Baked, name: str, target: bpy.types.Object) -> tuple[bpy.types.Action, Any]:
+    action, slot, fcurves = _new_action(name, target)
+    frames = baked.frames.astype(np.float32)
+    count = len(frames)
+    co = np.empty(count * 2, dtype=np.float32)
+    co[0::2] = frames
+    interpolation = np.full(count, _LINEAR, dtype=np.int32)
+    layered = slot is not None
+    for bone, prop, index, values in baked.channels:
+        path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{prop}'
+        curve = (fcurves.new(path, index=index, group_name=bone) if layered
+                 else fcurves.new(path, index=index, action_group=bone))
+        points = curve.keyframe_points
+        points.add(count)
+        co[1::2] = values
+        points.foreach_set("co", co)
+        points.foreach_set("handle_left", co)
+        points.foreach_set("handle_right", co)
+        points.foreach_set("interpolation", interpolation)
+        curve.update()
+    return action, slot
+
+
+def _place(target: bpy.types.Object, written: Sequence[tuple[bpy.types.Action, Any, str]]) -> None:
+    """One muted NLA track per new action (first on top) and the first one active, as the importer does."""
+    anim_data = target.animation_data or target.animation_data_create()
+    assert anim_data is not None
+    previous = anim_data.action
+    if previous is not None:
+        used = {s.action.as_pointer() for t in anim_data.nla_tracks for s in t.strips if s.action is not None}
+        if previous.as_pointer() not in used:  # keep the artist's active action: push it into a track
+            prev_slot = getattr(anim_data, "action_slot", None)
+            track = anim_data.nla_tracks.new()
+            track.name = previous.name
+            strip = track.strips.new(previous.name, math.floor(previous.frame_range[0]), previous)
+            if prev_slot is not None and hasattr(strip, "action_slot"):
+                strip.action_slot = prev_slot
+            track.mute = True
+    anim_data.action = None
+    for action, slot, track_name in reversed(list(written)):
+        track = anim_data.nla_tracks.new()
+        track.name = track_name
+        strip = track.strips.new(track_name, math.floor(action.frame_range[0]), action)
+        if slot is not None and hasattr(strip, "action_slot"):
+            strip.action_slot = slot
+        track.mute = True
+        track.select = False
+    first, first_slot, _ = written[0]
+    anim_data.action = first
+    if first_slot is not None and hasattr(anim_data, "action_slot"):
+        anim_data.action_slot = first_slot
+    anim_data.action_extrapolation = "HOLD"
+    anim_data.action_blend_type = "REPLACE"
+    anim_data.action_influence = 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------------
+
+
+def armature_object(value: Any, what: str) -> bpy.types.Object:
+    obj = bpy.data.objects.get(value) if isinstance(value, str) else value
+    if not isinstance(obj, bpy.types.Object):
+        raise InputError(f"The {what} {value!r} is not an object in this file")
+    if obj.type != "ARMATURE":
+        raise InputError(f"The {what} {obj.name!r} is not an armature (it is a {obj.type.lower()})")
+    return obj
+
+
+def check_target(target: bpy.types.Object) -> None:
+    if target.library is not None or (target.data is not None and target.data.library is not None):
+        raise InputError(f"{target.name!r} is linked from another file: make it local (or a library override) "
+                         "to give it animations")
+    if target.mode == "EDIT":
+        raise InputError(f"{target.name!r} is in Edit Mode: leave Edit Mode, then retarget")
+    anim_data = target.animation_data
+    if anim_data is not None and anim_data.use_tweak_mode:
+        raise InputError(f"{target.name!r} is in NLA tweak mode: leave it, then retarget")
+
+
+def resolve_map(source: Rig, target: Rig, bone_map: Any) -> BoneMap:
+    """The automatic map, or the artist's (a BoneMap, a {source: target} dict or a preset file path)."""
+    if bone_map is None:
+        result = bonemap.auto_map(describe(source.obj), describe(target.obj))
+    elif isinstance(bone_map, BoneMap):
+        result = bone_map
+    elif isinstance(bone_map, dict):
+        result = BoneMap.from_pairs({str(k): str(v) for k, v in bone_map.items()}, source.roles)
+    elif isinstance(bone_map, str | Path):
+        path = Path(bpy.path.abspath(str(bone_map)))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"Cannot read the bone map preset {path}: {exc.strerror or exc}") from exc
+        result = BoneMap.from_json(text)
+    else:
+        raise InputError("bone_map= takes a BoneMap, a {source bone: target bone} dict or a preset file path")
+    by_bone = {b: r for r, b in source.roles.items()}
+    for s in result.pairs:
+        if s not in result.roles and s in by_bone:
+            result.roles[s] = by_bone[s]
+    return result.checked(source.names, target.names)
+
+
+def pick_actions(source: bpy.types.Object, actions: Iterable[Any] | None) -> list[tuple[bpy.types.Action, Any]]:
+    found = source_actions(source)
+    if actions is None:
+        if not found:
+            raise InputError(f"{source.name!r} has no actions to retarget (no active action, no NLA strips)")
+        return found
+    by_pointer = {a.as_pointer(): (a, s) for a, s in found}
+    chosen: list[tuple[bpy.types.Action, Any]] = []
+    for item in actions:
+        action = bpy.data.actions.get(item) if isinstance(item, str) else item
+        if not isinstance(action, bpy.types.Action):
+            raise InputError(f"{item!r} is not an action in this file")
+        pair = by_pointer.get(action.as_pointer()) or (action, _slot_for(action, None, source))
+        if pair not in chosen:
+            chosen.append(pair)
+    if not chosen:
+        raise InputError("actions= is empty: name at least one action to retarget")
+    return chosen
+
+
+def retarget(source: Any, target: Any, actions: Iterable[Any] | None = None, bone_map: Any = None,
+             in_place: bool = False, progress: Any = None) -> list[str]:
+    """Put `source`'s actions on `target` as new baked actions; returns their names (see the module doc)."""
+    src = armature_object(source, "source")
+    tgt = armature_object(target, "target")
+    if src == tgt:
+        raise InputError("The source and the target are the same armature")
+    check_target(tgt)
+    chosen = pick_actions(src, actions)
+    src_rig, tgt_rig = Rig.of(src), Rig.of(tgt)
+    the_plan = plan(src_rig, tgt_rig, resolve_map(src_rig, tgt_rig, bone_map))
+    baked = []
+    for k, (action, slot) in enumerate(chosen):
+        baked.append(bake(the_plan, action, slot, in_place=in_place))
+        if progress is not None:
+            progress(k + 1, 2 * len(chosen))
+    written: list[tuple[bpy.types.Action, Any, str]] = []
+    try:
+        for k, item in enumerate(baked):
+            action, slot = _write(item, f"{tgt.name}|{item.name}", tgt)
+            written.append((action, slot, item.name))
+            if progress is not None:
+                progress(len(chosen) + k + 1, 2 * len(chosen))
+        _place(tgt, written)
+    except Exception:
+        for action, _slot, _name in written:
+            bpy.data.actions.remove(action)
+        raise
+    return [action.name for action, _slot, _name in written]
