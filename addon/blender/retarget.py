@@ -86,6 +86,8 @@ class Rig:
     world: FloatArray  # (4, 4) object matrix_world
     world_rot: FloatArray  # (3, 3) its rotation (scale removed)
     roles: dict[str, str] = field(default_factory=dict)
+    modes: list[str] = field(default_factory=list)  # each pose bone's rotation mode
+    levels: list[FloatArray] = field(default_factory=list)  # bone indices by depth (roots first)
 
     @classmethod
     def of(cls, obj: bpy.types.Object) -> Rig:
@@ -117,6 +119,12 @@ class Rig:
         world = np.array(obj.matrix_world, dtype=np.float64)
         rig = cls(obj, order, index, parent, rest, rest_rel, world, _rotation_part(world[:3, :3]))
         rig.roles = bonemap.find_roles(describe(obj))
+        rig.modes = [obj.pose.bones[n].rotation_mode for n in order]
+        depth = [0] * len(order)
+        for i, p in enumerate(parent):
+            depth[i] = depth[p] + 1 if p >= 0 else 0
+        rig.levels = [np.array([i for i in range(len(order)) if depth[i] == d], dtype=np.intp)
+                      for d in range(max(depth, default=-1) + 1)]
         return rig
 
     def joint_world(self, bone: str) -> FloatArray:
@@ -247,7 +255,7 @@ def _axis_angle_to_mat(aa: FloatArray) -> FloatArray:
 
 
 def _mat_to_quat(m: FloatArray) -> FloatArray:
-    """(F, 3, 3) rotations -> (F, 4) unit quaternions (w, x, y, z), sign-continuous across frames."""
+    """(N, 3, 3) rotations -> (N, 4) unit quaternions (w, x, y, z)."""
     f = len(m)
     q = np.empty((f, 4))
     t = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
@@ -274,12 +282,17 @@ def _mat_to_quat(m: FloatArray) -> FloatArray:
             q[sel] = np.stack([(r[:, 1, 0] - r[:, 0, 1]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s,
                                (r[:, 1, 2] + r[:, 2, 1]) / s, 0.25 * s], axis=1)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    if q[0, 0] < 0:
-        q[0] = -q[0]
-    # Keep neighbouring keys on the same hemisphere so that interpolation takes the short way.
-    flips = np.sign(np.einsum("ij,ij->i", q[1:], q[:-1]))
+    return q
+
+
+def _continuous(q: FloatArray) -> FloatArray:
+    """(B, F, 4) quaternions with neighbouring keys on the same hemisphere (interpolation takes the
+    short way), the first key with w >= 0."""
+    q = q.copy()
+    q[q[:, 0, 0] < 0, 0] *= -1.0
+    flips = np.sign(np.einsum("bfi,bfi->bf", q[:, 1:], q[:, :-1]))
     flips[flips == 0] = 1.0
-    q[1:] *= np.cumprod(flips)[:, None]
+    q[:, 1:] *= np.cumprod(flips, axis=1)[:, :, None]
     return q
 
 
@@ -352,6 +365,9 @@ def _sample_curve(curve: Any, frames: FloatArray) -> FloatArray:
         points.foreach_get("co", co)
         keys = co[0::2].astype(np.float64)
         values = co[1::2].astype(np.float64)
+        if count == len(frames) and keys[0] == frames[0] and keys[-1] == frames[-1] \
+                and np.array_equal(keys, frames):
+            return values  # baked: a key on every frame (the usual glTF/FBX import)
         pos = np.searchsorted(keys, frames)
         pos = np.clip(pos, 0, count - 1)
         if np.all(np.abs(keys[pos] - frames) < 1e-4):
@@ -361,55 +377,45 @@ def _sample_curve(curve: Any, frames: FloatArray) -> FloatArray:
 
 def _source_pose(rig: Rig, action: bpy.types.Action, slot: Any, frames: FloatArray) -> FloatArray:
     """(n_bones, F, 4, 4) armature-space pose matrices of the source for every sampled frame."""
-    f = len(frames)
-    channels: dict[tuple[str, str], FloatArray] = {}
+    f, n = len(frames), len(rig.names)
+    quat = np.zeros((n, f, 4))
+    quat[:, :, 0] = 1.0
+    euler = np.zeros((n, f, 3))
+    axis_angle = np.zeros((n, f, 4))
+    axis_angle[:, :, 2] = 1.0
+    loc = np.zeros((n, f, 3))
+    scale = np.ones((n, f, 3))
+    arrays = {"rotation_quaternion": quat, "rotation_euler": euler, "rotation_axis_angle": axis_angle,
+              "location": loc, "scale": scale}
     for curve in _fcurves(action, slot):
         path = curve.data_path
         if not path.startswith('pose.bones["'):
             continue
         end = path.find('"]', 12)
-        bone = path[12:end].replace('\\"', '"')
-        prop = path[end + 3 :]
-        size = _CHANNELS.get(prop)
-        if size is None or bone not in rig.index or not 0 <= curve.array_index < size:
+        i = rig.index.get(path[12:end].replace('\\"', '"'))
+        target = arrays.get(path[end + 3 :])
+        if i is None or target is None or not 0 <= curve.array_index < target.shape[2]:
             continue
-        key = (bone, prop)
-        if key not in channels:
-            default = np.zeros((f, size))
-            if prop == "scale":
-                default[:] = 1.0
-            elif prop == "rotation_quaternion":
-                default[:, 0] = 1.0
-            elif prop == "rotation_axis_angle":
-                default[:, 2] = 1.0
-            channels[key] = default
-        channels[key][:, curve.array_index] = _sample_curve(curve, frames)
-    n = len(rig.names)
-    pose = np.empty((n, f, 4, 4))
-    basis = np.zeros((f, 4, 4))
-    pose_bones = rig.obj.pose.bones
-    for i, name in enumerate(rig.names):
-        basis[:] = 0.0
-        basis[:, 3, 3] = 1.0
-        mode = pose_bones[name].rotation_mode
+        target[i, :, curve.array_index] = _sample_curve(curve, frames)
+    rot = np.broadcast_to(np.eye(3), (n, f, 3, 3)).copy()
+    modes = np.array(rig.modes)
+    for mode in set(rig.modes):
+        sel = np.flatnonzero(modes == mode)
         if mode == "QUATERNION":
-            rot = channels.get((name, "rotation_quaternion"))
-            r = _quat_to_mat(rot) if rot is not None else None
+            rot[sel] = _quat_to_mat(quat[sel].reshape(-1, 4)).reshape(len(sel), f, 3, 3)
         elif mode == "AXIS_ANGLE":
-            rot = channels.get((name, "rotation_axis_angle"))
-            r = _axis_angle_to_mat(rot) if rot is not None else None
+            rot[sel] = _axis_angle_to_mat(axis_angle[sel].reshape(-1, 4)).reshape(len(sel), f, 3, 3)
         else:
-            rot = channels.get((name, "rotation_euler"))
-            r = _euler_to_mat(rot, mode) if rot is not None else None
-        scale = channels.get((name, "scale"))
-        if r is None:
-            r = np.broadcast_to(np.eye(3), (f, 3, 3))
-        basis[:, :3, :3] = r * scale[:, None, :] if scale is not None else r
-        loc = channels.get((name, "location"))
-        if loc is not None:
-            basis[:, :3, 3] = loc
-        p = rig.parent[i]
-        pose[i] = (pose[p] @ rig.rest_rel[i] @ basis) if p >= 0 else rig.rest[i] @ basis
+            rot[sel] = _euler_to_mat(euler[sel].reshape(-1, 3), mode).reshape(len(sel), f, 3, 3)
+    basis = np.zeros((n, f, 4, 4))
+    basis[:, :, :3, :3] = rot * scale[:, :, None, :]
+    basis[:, :, :3, 3] = loc
+    basis[:, :, 3, 3] = 1.0
+    local = rig.rest_rel[:, None] @ basis  # roots: rest_rel is their rest
+    pose = local
+    parents = np.array(rig.parent, dtype=np.intp)
+    for level in rig.levels[1:]:
+        pose[level] = pose[parents[level]] @ local[level]
     return pose
 
 
@@ -505,10 +511,12 @@ def bake(p: Plan, action: bpy.types.Action, slot: Any, *, in_place: bool = False
     f = len(frames)
     src = _source_pose(p.source, action, slot, frames)
     tgt = p.target
-    desired_rot: dict[int, FloatArray] = {}
-    for pair in p.pairs:
-        rs = _rotation_part(src[pair.source][:, :3, :3])
-        desired_rot[pair.target] = p.l_rot @ rs @ pair.q
+    src_idx = np.array([pair.source for pair in p.pairs], dtype=np.intp)
+    tgt_idx = [pair.target for pair in p.pairs]
+    qs = np.array([pair.q for pair in p.pairs])  # (m, 3, 3)
+    # The target's wanted armature-space rotation of every mapped bone at every frame.
+    desired = (p.l_rot @ _rotation_part(src[src_idx][:, :, :3, :3])) @ qs[:, None]
+    desired_of = {t: k for k, t in enumerate(tgt_idx)}
     # Hips position: the source's travel in its character frame, scaled, in the target's.
     hs = p.hips_source
     src_world = (p.source.world @ src[hs][:, :, 3].T).T[:, :3]
@@ -523,39 +531,68 @@ def bake(p: Plan, action: bpy.types.Action, slot: Any, *, in_place: bool = False
     inv_world = np.linalg.inv(tgt.world)
     arm_pos = (inv_world[:3, :3] @ world_pos.T).T + inv_world[:3, 3]
 
+    # Forward kinematics of the target, level by level, rotations and positions apart (every matrix is
+    # rigid): unmapped bones follow their parent at rest, mapped ones take their wanted rotation.
     n = len(tgt.names)
-    pose = np.empty((n, f, 4, 4))
-    channels: list[tuple[str, str, int, FloatArray]] = []
-    pose_bones = tgt.obj.pose.bones
-    for i, name in enumerate(tgt.names):
-        p_i = tgt.parent[i]
-        rest_in_parent = (pose[p_i] @ tgt.rest_rel[i]) if p_i >= 0 else np.broadcast_to(tgt.rest[i], (f, 4, 4))
-        if i not in desired_rot:
-            pose[i] = rest_in_parent
+    rots = np.empty((n, f, 3, 3))
+    poss = np.empty((n, f, 3))
+    base_rot = np.empty((n, f, 3, 3))
+    base_pos = np.empty((n, f, 3))
+    needed = np.array(_needed(tgt, desired_of))
+    mapped = np.zeros(n, dtype=bool)
+    mapped[tgt_idx] = True
+    which = np.zeros(n, dtype=np.intp)
+    which[tgt_idx] = np.arange(len(tgt_idx))
+    parents = np.array(tgt.parent, dtype=np.intp)
+    rel_rot, rel_pos = tgt.rest_rel[:, :3, :3], tgt.rest_rel[:, :3, 3]
+    for depth, level in enumerate(tgt.levels):
+        level = level[needed[level]]
+        if not len(level):
             continue
-        wanted = np.zeros((f, 4, 4))
-        wanted[:, :3, :3] = desired_rot[i]
-        wanted[:, 3, 3] = 1.0
-        if i == ht:
-            wanted[:, :3, 3] = arm_pos
+        if depth == 0:
+            base_rot[level] = rel_rot[level][:, None]
+            base_pos[level] = rel_pos[level][:, None]
         else:
-            wanted[:, :3, 3] = rest_in_parent[:, :3, 3]
-        basis = np.linalg.inv(rest_in_parent) @ wanted
-        pose[i] = wanted
-        rot = _rotation_part(basis[:, :3, :3])
-        channels.extend(_rotation_channels(name, pose_bones[name].rotation_mode, rot))
-        if i == ht:
-            for axis in range(3):
-                channels.append((name, "location", axis, basis[:, axis, 3].copy()))
+            pr, pp = rots[parents[level]], poss[parents[level]]
+            base_rot[level] = pr @ rel_rot[level][:, None]
+            base_pos[level] = (pr @ rel_pos[level][:, None, :, None])[..., 0] + pp
+        rots[level] = base_rot[level]
+        poss[level] = base_pos[level]
+        chosen = level[mapped[level]]
+        rots[chosen] = desired[which[chosen]]
+        if ht in chosen:
+            poss[ht] = arm_pos
+    order = np.array(tgt_idx, dtype=np.intp)
+    local = _rotation_part(np.swapaxes(base_rot[order], 2, 3) @ desired)  # (m, F, 3, 3)
+    channels: list[tuple[str, str, int, FloatArray]] = []
+    modes = [tgt.modes[t] for t in tgt_idx]
+    quat_rows = [k for k, mode in enumerate(modes) if mode == "QUATERNION"]
+    if quat_rows:
+        q = _continuous(_mat_to_quat(local[quat_rows].reshape(-1, 3, 3)).reshape(len(quat_rows), f, 4))
+        for row, k in enumerate(quat_rows):
+            name = tgt.names[tgt_idx[k]]
+            channels.extend((name, "rotation_quaternion", c, q[row, :, c]) for c in range(4))
+    for k, mode in enumerate(modes):
+        if mode != "QUATERNION":
+            channels.extend(_rotation_channels(tgt.names[tgt_idx[k]], mode, local[k]))
+    loc = np.einsum("fji,fj->fi", base_rot[ht], arm_pos - base_pos[ht])
+    channels.extend((tgt.names[ht], "location", c, loc[:, c].copy()) for c in range(3))
     return Baked(action.name, frames, channels)
 
 
+def _needed(rig: Rig, mapped: dict[int, Any]) -> list[bool]:
+    """Bones whose pose matters: the mapped ones and their ancestors."""
+    needed = [False] * len(rig.names)
+    for i in mapped:
+        while i >= 0 and not needed[i]:
+            needed[i] = True
+            i = rig.parent[i]
+    return needed
+
+
 def _rotation_channels(bone: str, mode: str, rot: FloatArray) -> list[tuple[str, str, int, FloatArray]]:
-    if mode == "QUATERNION":
-        q = _mat_to_quat(rot)
-        return [(bone, "rotation_quaternion", k, q[:, k].copy()) for k in range(4)]
     if mode == "AXIS_ANGLE":
-        q = _mat_to_quat(rot)
+        q = _continuous(_mat_to_quat(rot)[None])[0]
         values = np.empty((len(q), 4))
         for j, row in enumerate(q):
             axis, angle = Quaternion(row).to_axis_angle()
@@ -606,8 +643,6 @@ def _write(baked: Baked, name: str, target: bpy.types.Object) -> tuple[bpy.types
         points.add(count)
         co[1::2] = values
         points.foreach_set("co", co)
-        points.foreach_set("handle_left", co)
-        points.foreach_set("handle_right", co)
         points.foreach_set("interpolation", interpolation)
         curve.update()
     return action, slot
