@@ -626,9 +626,9 @@ def _bench_humanoid(retarget: ModuleType, name: str, names: dict[str, str], a_po
     for role, head, tail, _parent in bones:
         eb = data.edit_bones.new(names.get(role, role))
         eb.head, eb.tail = Vector(head), Vector(tail)
-    for role, _head, _tail, parent in bones:
-        if parent:
-            data.edit_bones[names.get(role, role)].parent = data.edit_bones[names.get(parent, parent)]
+    for role, _head, _tail, parent_role in bones:
+        if parent_role:
+            data.edit_bones[names.get(role, role)].parent = data.edit_bones[names.get(parent_role, parent_role)]
     bpy.ops.object.mode_set(mode="OBJECT")
     assert len(data.bones) == 60, len(data.bones)
     return obj
