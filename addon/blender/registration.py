@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import bpy
 
-from . import account, library, operators, preferences, session, settings, thumbnails, timer, ui
+from . import (
+    account,
+    library,
+    operators,
+    preferences,
+    retarget_jobs,
+    retarget_ui,
+    session,
+    settings,
+    thumbnails,
+    timer,
+    ui,
+)
 
-_classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *ui.classes)
+_classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *ui.classes,
+            *retarget_ui.classes, *retarget_jobs.classes)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
 
 
@@ -15,6 +28,7 @@ def register() -> None:
     _register_classes()
     settings.register_properties()
     library.register_properties()
+    retarget_ui.register_properties()
     timer.ensure_running()
 
 
@@ -23,6 +37,8 @@ def unregister() -> None:
     session.stop()
     timer.stop()
     library.unregister_properties()
+    retarget_ui.unregister_properties()
+    retarget_jobs.reset()
     settings.unregister_properties()
     _unregister_classes()
     thumbnails.clear()

@@ -767,6 +767,10 @@ def retarget(source: Any, target: Any, actions: Iterable[Any] | None = None, bon
         if progress is not None:
             progress(k + 1, 2 * len(chosen))
     written: list[tuple[bpy.types.Action, Any, str]] = []
+    had_anim_data = tgt.animation_data is not None
+    before_tracks = {t.as_pointer() for t in tgt.animation_data.nla_tracks} if had_anim_data else set()
+    before_action = tgt.animation_data.action if had_anim_data else None
+    before_slot = getattr(tgt.animation_data, "action_slot", None) if had_anim_data else None
     try:
         for k, item in enumerate(baked):
             action, slot = _write(item, f"{tgt.name}|{item.name}", tgt)
@@ -775,6 +779,16 @@ def retarget(source: Any, target: Any, actions: Iterable[Any] | None = None, bon
                 progress(len(chosen) + k + 1, 2 * len(chosen))
         _place(tgt, written)
     except Exception:
+        # Leave the target as it was: its tracks, its active action, no new actions.
+        anim_data = tgt.animation_data
+        if anim_data is not None:
+            for track in [t for t in anim_data.nla_tracks if t.as_pointer() not in before_tracks]:
+                anim_data.nla_tracks.remove(track)
+            anim_data.action = before_action
+            if before_slot is not None and hasattr(anim_data, "action_slot"):
+                anim_data.action_slot = before_slot
+            if not had_anim_data:
+                tgt.animation_data_clear()
         for action, _slot, _name in written:
             bpy.data.actions.remove(action)
         raise
