@@ -419,3 +419,47 @@ def test_bone_map_preset_round_trip_drives_the_retarget(scene: Any, tmp_path: Pa
                                                             rt._slot_for(bpy.data.actions[made[0]], None, target))}
     assert "hand_r" not in bones and "hand_l" in bones and "lowerarm_r" in bones
     assert isinstance(BoneMap.from_json(preset.read_text(encoding="utf-8")), BoneMap)
+
+
+def _as_euler_sparse(arm: bpy.types.Object, action: bpy.types.Action, mode: str, step: int) -> bpy.types.Action:
+    """`action` again with every rotation as Euler (`mode`) keys every `step` frames (Bezier in between)."""
+    _play(arm, action)
+    scene = bpy.context.scene
+    frames = list(range(int(action.frame_range[0]), int(action.frame_range[1]) + 1, step))
+    poses = []
+    for frame in frames:
+        scene.frame_set(frame)
+        poses.append({pb.name: (pb.rotation_quaternion.copy(), pb.location.copy()) for pb in arm.pose.bones})
+    new = bpy.data.actions.new(f"{action.name}_{mode}")
+    _play(arm, new)
+    for pb in arm.pose.bones:
+        pb.rotation_mode = mode
+    previous: dict[str, Euler] = {}
+    for frame, pose in zip(frames, poses, strict=True):
+        for name, (quat, loc) in pose.items():
+            pb = arm.pose.bones[name]
+            euler = quat.to_euler(mode, previous[name]) if name in previous else quat.to_euler(mode)
+            previous[name] = euler
+            pb.rotation_euler = euler
+            pb.keyframe_insert("rotation_euler", frame=frame, group=name)
+            if name == "Hips":
+                pb.location = loc
+                pb.keyframe_insert("location", frame=frame, group=name)
+    return new
+
+
+def test_euler_and_axis_angle_bones_and_sparse_bezier_keys(scene: Any) -> None:
+    source = build_source(("Running",))  # arms turned about two axes at once: the Euler order matters
+    euler_action = _as_euler_sparse(source, bpy.data.actions["Running"], "ZXY", 3)
+    target, names = build_target("unreal")
+    for pb in target.pose.bones:
+        pb.rotation_mode = "XZY"
+    target.pose.bones["upperarm_l"].rotation_mode = "AXIS_ANGLE"
+    target.pose.bones["spine_01"].rotation_mode = "QUATERNION"
+    [made] = rt.retarget(source, target, actions=[euler_action])
+    curves = rt._fcurves(bpy.data.actions[made], rt._slot_for(bpy.data.actions[made], None, target))
+    props = {(c.data_path.split('"')[1], c.data_path.rsplit(".", 1)[1]) for c in curves}
+    assert ("upperarm_l", "rotation_axis_angle") in props and ("calf_l", "rotation_euler") in props
+    assert ("spine_01", "rotation_quaternion") in props and ("calf_l", "rotation_quaternion") not in props
+    worst, drift = _compare(source, target, names, euler_action, bpy.data.actions[made], FACING["unreal"])
+    assert worst < 2.0 and drift < 0.01
