@@ -421,7 +421,7 @@ def test_bone_map_preset_round_trip_drives_the_retarget(scene: Any, tmp_path: Pa
     assert isinstance(BoneMap.from_json(preset.read_text(encoding="utf-8")), BoneMap)
 
 
-def _as_euler_sparse(arm: bpy.types.Object, action: bpy.types.Action, mode: str, step: int) -> bpy.types.Action:
+def _as_euler_sparse(arm: bpy.types.Object, action: bpy.types.Action, mode: Any, step: int) -> bpy.types.Action:
     """`action` again with every rotation as Euler (`mode`) keys every `step` frames (Bezier in between)."""
     _play(arm, action)
     scene = bpy.context.scene
