@@ -616,29 +616,48 @@ _LINEAR = 1  # Keyframe.interpolation enum value of 'LINEAR'
 
 
 def _new_action(name: str, target: bpy.types.Object) -> tuple[bpy.types.Action, Any, Any]:
-    """A new action with an object slot for `target` (Blender 4.4+) and where its F-curves go."""
+    """A new action with an object slot for `target` (Blender 4.4+) and its channelbag (the action itself on
+    legacy Blender): where its F-curves go."""
     action = bpy.data.actions.new(name)
     if hasattr(action, "layers") and hasattr(action, "slots") and hasattr(bpy.types, "ActionChannelbag"):
         slot = action.slots.new(id_type="OBJECT", name=target.name)
         layer = action.layers.new("Layer")
         strip: Any = layer.strips.new(type="KEYFRAME")
-        return action, slot, strip.channelbag(slot, ensure=True).fcurves
-    legacy: Any = action
-    return action, None, legacy.fcurves
+        return action, slot, strip.channelbag(slot, ensure=True)
+    return action, None, action
+
+
+def _curve_maker(owner: Any, layered: bool) -> Any:
+    """fcurves.new with the bone's group: Blender 5.0+ takes group_name, 4.4/4.5 need the group made and set,
+    legacy actions take action_group."""
+    fcurves = owner.fcurves
+    if not layered:
+        return lambda path, index, group: fcurves.new(path, index=index, action_group=group)
+    params = {p.identifier for p in fcurves.bl_rna.functions["new"].parameters}
+    if "group_name" in params:
+        return lambda path, index, group: fcurves.new(path, index=index, group_name=group)
+    groups: dict[str, Any] = {}
+
+    def make(path: str, index: int, group: str) -> Any:
+        curve = fcurves.new(path, index=index)
+        if group not in groups:
+            groups[group] = owner.groups.new(group)
+        curve.group = groups[group]
+        return curve
+
+    return make
 
 
 def _write(baked: Baked, name: str, target: bpy.types.Object) -> tuple[bpy.types.Action, Any]:
-    action, slot, fcurves = _new_action(name, target)
+    action, slot, owner = _new_action(name, target)
+    new_curve = _curve_maker(owner, slot is not None)
     frames = baked.frames.astype(np.float32)
     count = len(frames)
     co = np.empty(count * 2, dtype=np.float32)
     co[0::2] = frames
     interpolation = np.full(count, _LINEAR, dtype=np.int32)
-    layered = slot is not None
     for bone, prop, index, values in baked.channels:
-        path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{prop}'
-        curve = (fcurves.new(path, index=index, group_name=bone) if layered
-                 else fcurves.new(path, index=index, action_group=bone))
+        curve = new_curve(f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{prop}', index, bone)
         points = curve.keyframe_points
         points.add(count)
         co[1::2] = values
