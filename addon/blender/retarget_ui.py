@@ -101,6 +101,23 @@ def _pair(settings: Any) -> tuple[bpy.types.Object, bpy.types.Object]:
     return (retarget.armature_object(settings.source, "source"), retarget.armature_object(settings.target, "target"))
 
 
+def _guess_pair(context: bpy.types.Context, settings: Any) -> None:
+    """Fill empty pickers: my rig is the active armature (not a Marionette character), the animations come
+    from a Marionette character of the scene, else from another armature with actions."""
+    from . import jobs
+
+    active = context.active_object
+    if settings.target is None and active is not None and active.type == "ARMATURE" \
+            and not jobs.rigged_by_marionette(active) and active != settings.source:
+        settings.target = active
+    if settings.source is None:
+        armatures = [o for o in context.scene.objects if o.type == "ARMATURE" and o != settings.target]
+        chosen = next((o for o in armatures if jobs.rigged_by_marionette(o)), None) or next(
+            (o for o in armatures if retarget.source_actions(o)), None)
+        if chosen is not None:
+            settings.source = chosen
+
+
 def set_frame_range(scene: bpy.types.Scene | None, action_name: str) -> None:
     action = bpy.data.actions.get(action_name)
     if action is not None and scene is not None:
@@ -127,6 +144,7 @@ class MARIONETTE_OT_retarget_map(bpy.types.Operator):
         settings = props(context)
 
         def work() -> str | tuple[Literal["INFO", "WARNING"], str]:
+            _guess_pair(context, settings)
             source, target = _pair(settings)
             bone_map = bonemap.auto_map(retarget.describe(source), retarget.describe(target))
             fill_map(settings, bone_map)

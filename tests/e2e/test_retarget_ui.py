@@ -54,8 +54,9 @@ def test_apply_to_my_rig_from_the_panel_with_an_edited_map_and_presets(ext: Modu
     source = build_source()
     target, _names = build_target("unreal")
     settings = bpy.context.scene.marionette_retarget
-    settings.source, settings.target = source, target
-    assert bpy.ops.marionette.retarget_map() == {"FINISHED"}
+    bpy.context.view_layer.objects.active = target
+    assert bpy.ops.marionette.retarget_map() == {"FINISHED"}  # the pickers fill themselves
+    assert (settings.source, settings.target) == (source, target)
     pairs = {b.source: b.target for b in settings.bones}
     assert pairs == UNREAL
     assert {b.role for b in settings.bones if b.source == "LeftUpperArm"} == {"upper_arm.L"}
