@@ -448,15 +448,28 @@ class Plan:
     frame_t: FloatArray
 
 
-def _segment_dir(rig: Rig, role: str, bone: str, other: Rig) -> FloatArray:
-    """World direction of a bone's segment: to the joint of the first end role both rigs have."""
+def _descends(rig: Rig, bone: str, ancestor: str) -> bool:
+    i, top = rig.parent[rig.index[bone]], rig.index[ancestor]
+    while i >= 0:
+        if i == top:
+            return True
+        i = rig.parent[i]
+    return False
+
+
+def _segment_end(source: Rig, target: Rig, bone_map: BoneMap, s_name: str, role: str,
+                 t_name: str) -> tuple[str, str] | None:
+    """The mapped pair of joints that ends a bone's segment (elbow for the upper arm, neck for the chest):
+    the first of its role's end roles whose source bone is mapped, below both bones."""
     for end in _SEGMENT_END.get(role, ()):
-        if end in rig.roles and end in other.roles:
-            d = rig.joint_world(rig.roles[end]) - rig.joint_world(bone)
-            if np.linalg.norm(d) > 1e-9:
-                return d
-    i = rig.index[bone]
-    return rig.world_rot @ rig.rest[i][:3, 1]
+        s_end = source.roles.get(end)
+        t_end = bone_map.pairs.get(s_end) if s_end else None
+        if s_end and t_end and _descends(source, s_end, s_name) and _descends(target, t_end, t_name):
+            d_s = source.joint_world(s_end) - source.joint_world(s_name)
+            d_t = target.joint_world(t_end) - target.joint_world(t_name)
+            if np.linalg.norm(d_s) > 1e-9 and np.linalg.norm(d_t) > 1e-9:
+                return s_end, t_end
+    return None
 
 
 def plan(source: Rig, target: Rig, bone_map: BoneMap) -> Plan:
@@ -482,12 +495,12 @@ def plan(source: Rig, target: Rig, bone_map: BoneMap) -> Plan:
         if s_name == hips_s:
             a = np.eye(3)
         else:
-            dir_s = frame_s.T @ _segment_dir(source, role, s_name, target)
-            t_role = role if role and target.roles.get(role) == t_name else ""
-            dir_t = frame_t.T @ _segment_dir(target, t_role or role, t_name, source) if t_role else \
-                m_t @ rest_t[:, 1]
-            if not t_role:
-                dir_s = m_s @ rest_s[:, 1]
+            ends = _segment_end(source, target, bone_map, s_name, role, t_name)
+            if ends is not None:
+                dir_s = frame_s.T @ (source.joint_world(ends[0]) - source.joint_world(s_name))
+                dir_t = frame_t.T @ (target.joint_world(ends[1]) - target.joint_world(t_name))
+            else:  # no mapped joint ends this segment (a hand without fingers, a head): the bones' own axes
+                dir_s, dir_t = m_s @ rest_s[:, 1], m_t @ rest_t[:, 1]
             a = _rotation_between(dir_t, dir_s)
         q = rest_s.T @ m_s.T @ a @ m_t @ rest_t
         pairs.append(_Pair(si, ti, role, q))

@@ -615,6 +615,11 @@ def auto_map(source: Sequence[BoneInfo], target: Sequence[BoneInfo]) -> BoneMap:
     """The automatic map: every role both rigs have, and the bones left unmapped on each side."""
     src_roles = find_roles(source)
     tgt_roles = find_roles(target)
+    # Spines of different lengths: the top bones (the chest the arms and neck hang from) go together.
+    if "upper_chest" in src_roles and "upper_chest" not in tgt_roles and "chest" in tgt_roles:
+        tgt_roles["upper_chest"] = tgt_roles.pop("chest")
+    elif "upper_chest" in tgt_roles and "upper_chest" not in src_roles and "chest" in src_roles:
+        src_roles["upper_chest"] = src_roles.pop("chest")
     result = BoneMap()
     for role in ROLES:
         if role in src_roles and role in tgt_roles:

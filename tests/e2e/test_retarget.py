@@ -32,7 +32,7 @@ ARM_SCALE = 1.1
 A_POSE_DEG = 40.0
 
 # Source role -> (source bone, Unreal-style target name, Mixamo-style target name)
-UNREAL = {"Hips": "pelvis", "Spine": "spine_01", "Chest": "spine_02", "Neck": "neck_01", "Head": "head"}
+UNREAL = {"Hips": "pelvis", "Spine": "spine_01", "Chest": "spine_03", "Neck": "neck_01", "Head": "head"}
 MIXAMO = {"Hips": "mixamorig:Hips", "Spine": "mixamorig:Spine", "Chest": "mixamorig:Spine1",
           "Neck": "mixamorig:Neck", "Head": "mixamorig:Head"}
 for _side, _s, _word in (("Left", "l", "Left"), ("Right", "r", "Right")):
@@ -92,8 +92,8 @@ def _target_bones(names: dict[str, str], extras: bool) -> list[tuple[str, Vec3, 
             tail = (head[0], head[1] + 0.12, head[2])  # a pelvis pointing backwards
         if spec.name == "Chest" and extras:  # the source's Chest is two bones here: spine_02 + spine_03
             mid = ((head[0] + tail[0]) / 2, (head[1] + tail[1]) / 2, (head[2] + tail[2]) / 2)
-            out.append((name, head, mid, parent, roll))
-            out.append(("spine_03", mid, tail, name, 0.3))
+            out.append(("spine_02", head, mid, parent, roll))
+            out.append((name, mid, tail, "spine_02", 0.3))
             continue
         if spec.parent == "Chest" and extras:
             parent = "spine_03"

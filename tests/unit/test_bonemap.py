@@ -376,13 +376,24 @@ def test_auto_map_between_families_lists_unmapped_bones() -> None:
     assert bone_map.pairs["Hips"] == "pelvis"
     assert bone_map.pairs["LeftUpperArm"] == "upperarm_l"
     assert bone_map.pairs["RightLowerLeg"] == "calf_r"
-    assert bone_map.pairs["Chest"] == "spine_02"
+    assert bone_map.pairs["Chest"] == "spine_03"  # the top of the spine, where the arms hang, goes to the top
     assert bone_map.roles["LeftFoot"] == "foot.L"
     assert len(bone_map.pairs) == len(BONES)
     assert bone_map.unmapped_source == []
-    assert {"root", "ball_l", "spine_03", "thigh_twist_01_l", "index_01_l"} <= set(bone_map.unmapped_target)
+    assert {"root", "ball_l", "spine_02", "thigh_twist_01_l", "index_01_l"} <= set(bone_map.unmapped_target)
     assert "pelvis" not in bone_map.unmapped_target
     assert len(set(bone_map.pairs.values())) == len(bone_map.pairs)
+
+
+def test_spines_of_different_lengths_pair_their_tops() -> None:
+    source, _ = mixamo("mixamorig:")  # Spine, Spine1, Spine2
+    target = [BoneInfo(b.name, b.parent, b.head, b.tail) for b in BONES]  # Spine, Chest
+    bone_map = auto_map(source, target)
+    assert bone_map.pairs["mixamorig:Spine"] == "Spine"
+    assert bone_map.pairs["mixamorig:Spine2"] == "Chest"
+    assert "mixamorig:Spine1" in bone_map.unmapped_source
+    back = auto_map(target, source)
+    assert back.pairs["Chest"] == "mixamorig:Spine2" and "mixamorig:Spine1" in back.unmapped_target
 
 
 def test_preset_round_trip_and_bad_presets() -> None:
