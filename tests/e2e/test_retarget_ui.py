@@ -193,3 +193,31 @@ def _clean_settings(ext: ModuleType) -> None:
     settings = bpy.context.scene.marionette_retarget
     settings.bones.clear()
     settings.actions.clear()
+
+
+def test_animate_my_rig_survives_a_restart_and_a_failed_job(api: ModuleType, ext: ModuleType, emulator: Emulator,
+                                                            assets: dict[str, Path]) -> None:
+    retarget_jobs = importlib.import_module(ext.__name__ + ".blender.retarget_jobs")
+    api.wait(api.submit("meshy", image=str(assets["sample.png"]), rig=True), timeout=120)
+    target, _names = build_target("unreal")
+    choose_animations(ext_api=api, ids={92})
+    bpy.context.view_layer.objects.active = target
+    before = {j.id for j in api.jobs()}
+    assert bpy.ops.marionette.animate_my_rig() == {"FINISHED"}
+    job_id = _job_for(api, before)
+    assert json.loads(target["marionette_retarget_job"])["job"] == job_id
+    retarget_jobs.reset()  # as after a restart: only the armature remembers what it waits for
+    info = api.wait(job_id, timeout=120)
+    assert info.stage == "On MyRig: 1 animation"
+    assert target.animation_data.action.name == "MyRig|Double_Combo_Attack"
+    # A job that fails: nothing retargeted, the armature waits no more.
+    choose_animations(ext_api=api, ids={0})
+    emulator.meshy.fail_next("animate", message="No such motion today")
+    actions = len(bpy.data.actions)
+    before = {j.id for j in api.jobs()}
+    assert bpy.ops.marionette.animate_my_rig() == {"FINISHED"}
+    info = api.wait(_job_for(api, before), timeout=120)
+    assert info.state.value == "FAILED" and "No such motion today" in (info.error or "")
+    api.wait(info.id, timeout=5)
+    assert target.get("marionette_retarget_job") is None
+    assert len(bpy.data.actions) == actions
