@@ -119,8 +119,17 @@ def animate_my_rig(context: bpy.types.Context, target: bpy.types.Object, wanted:
     if not meshes:
         raise InputError(f"No Marionette character to take the animations from, and no mesh deformed by "
                          f"{target.name} to rig: generate a character first, or give {target.name} its mesh")
-    job = jobs.submit_mesh(context, meshes, name=f"{target.name} animations", facing=_facing(target),
-                           hide_original=False, animations=wanted, options=options)
+    data = target.data
+    assert isinstance(data, bpy.types.Armature)
+    pose_position = data.pose_position
+    data.pose_position = "REST"  # Meshy gets the mesh in its rest shape, whatever frame is showing
+    try:
+        context.view_layer.update()
+        job = jobs.submit_mesh(context, meshes, name=f"{target.name} animations", facing=_facing(target),
+                               hide_original=False, animations=wanted, options=options)
+    finally:
+        data.pose_position = pose_position
+        context.view_layer.update()
     _wait_for(job.id, target, names, in_place, hide_source=True)
     return job.id, []
 

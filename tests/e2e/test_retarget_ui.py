@@ -148,19 +148,26 @@ def test_animate_my_rig_reuses_a_marionette_character(api: ModuleType, emulator:
     assert target.animation_data.action.name == "MyRig|Double_Combo_Attack.001"
 
 
-def test_animate_my_rig_makes_a_marionette_rig_from_the_artists_mesh(api: ModuleType, emulator: Emulator) -> None:
+def test_animate_my_rig_makes_a_marionette_rig_from_the_artists_mesh(api: ModuleType, emulator: Emulator,
+                                                                     session: Any) -> None:
     target, _names = build_target("unreal")
     bpy.ops.mesh.primitive_cube_add(size=0.5, location=(2.0, 0.5, 1.0))
     body = bpy.context.active_object
     body.name = "MyBody"
     body.modifiers.new("Armature", "ARMATURE").object = target
     body.data.materials.append(_textured_material())
+    body.vertex_groups.new(name="pelvis").add(list(range(len(body.data.vertices))), 1.0, "REPLACE")
+    target.pose.bones["pelvis"].scale = (2.0, 2.0, 2.0)  # the rig is posed: the mesh shows twice its size
+    bpy.context.view_layer.update()
     choose_animations(ext_api=api, ids={92})
     bpy.context.view_layer.objects.active = target
     before = {j.id for j in api.jobs()}
     assert bpy.ops.marionette.animate_my_rig() == {"FINISHED"}
     job_id = _job_for(api, before)
+    assert target.data.pose_position == "POSE"
     info = api.wait(job_id, timeout=120)
+    sent = next(t for t in emulator.meshy.tasks.values() if t.kind == "rig").request
+    assert sent["height_meters"] == pytest.approx(0.5, abs=0.01)  # Meshy got the rest shape
     assert info.state.value == "SUCCEEDED" and info.imported, info
     assert info.stage == "On MyRig: 1 animation"
     assert emulator.count("POST", r"^/openapi/v1/rigging$") == 1

@@ -270,7 +270,8 @@ def test_vrm_names_both_versions() -> None:
 
 @pytest.mark.parametrize("style", [
     "{Part}.{S}", "{part}_{S}", "{S}_{Part}", "{Part}_{s}", "{part}.{s}", "{S} {Part}", "{Side}{Part}",
-    "{part}{Side}", "{side}_{part}", "{Part}-{S}", "{Side}_{Part}", "{Lf}_{part}",
+    "{part}{Side}", "{side}_{part}", "{Part}-{S}", "{Side}_{Part}", "{Lf}_{part}", "{s}_{part}", "{Part}{S}",
+    "{part}_{Lf}", "{S}{Part}", "{Part}.{Side}", "{part} ({Side})",
 ])
 def test_plain_names_and_every_side_convention(style: str) -> None:
     parts = {"shoulder": ("Shoulder", "shoulder"), "upper_arm": ("UpperArm", "upper_arm"),
