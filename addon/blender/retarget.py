@@ -180,13 +180,11 @@ def _leg_length(rig: Rig) -> float:
         knee = rig.joint_world(rig.roles[f"lower_leg.{side}"])
         if f"foot.{side}" in rig.roles:
             ankle = rig.joint_world(rig.roles[f"foot.{side}"])
-        else:
-            bone = rig.index[rig.roles[f"lower_leg.{side}"]]
+        else:  # no foot bone: the shin's tail is the ankle
             data = rig.obj.data
             assert isinstance(data, bpy.types.Armature)
             tail = data.bones[rig.roles[f"lower_leg.{side}"]].tail_local
             ankle = (rig.world @ np.array([tail.x, tail.y, tail.z, 1.0]))[:3]
-            del bone
         total += float(np.linalg.norm(knee - hip) + np.linalg.norm(ankle - knee))
     return total / 2.0
 
