@@ -56,7 +56,8 @@ SYNONYMS: dict[str, str] = {
     # centre
     "hips": "hips", "hip": "hips", "pelvis": "hips", "hipsbone": "hips", "cog": "hips",
     "spine": "spine", "abdomen": "spine", "abdomenlower": "spine", "waist": "spine", "lowerback": "spine",
-    "spinelower": "spine", "torso": "chest", "chest": "chest", "ribcage": "chest", "thorax": "chest",
+    "spinelower": "spine", "torso": "chest", "chestlower": "chest", "chest": "chest", "ribcage": "chest",
+    "thorax": "chest",
     "upperchest": "upper_chest", "chestupper": "upper_chest", "abdomenupper": "spine", "spineupper": "chest",
     "neck": "neck", "neckbase": "neck",
     "head": "head", "skull": "head",
@@ -64,6 +65,7 @@ SYNONYMS: dict[str, str] = {
     "shoulder": "shoulder", "clavicle": "shoulder", "collar": "shoulder", "collarbone": "shoulder",
     "upperarm": "upper_arm", "uparm": "upper_arm", "arm": "upper_arm", "armupper": "upper_arm",
     "humerus": "upper_arm", "bicep": "upper_arm", "shoulderarm": "upper_arm",
+    "shldr": "upper_arm", "shldrbend": "upper_arm", "forearmbend": "lower_arm", "thighbend": "upper_leg",
     "lowerarm": "lower_arm", "forearm": "lower_arm", "armlower": "lower_arm", "elbow": "lower_arm",
     "loarm": "lower_arm", "radius": "lower_arm", "ulna": "lower_arm",
     "hand": "hand", "wrist": "hand", "fist": "hand", "palm": "hand",
@@ -89,7 +91,7 @@ _SIDE_WORDS: dict[str, str] = {
 _HELPER_WORDS = frozenset({
     "ik", "fk", "mch", "ctrl", "ctl", "con", "control", "pole", "target", "tgt", "twist", "roll", "nub",
     "end", "tip", "helper", "corrective", "socket", "prop", "weapon", "attach", "ikfk", "vis", "mstr", "master",
-    "root", "track", "bend", "tweak", "pivot", "gun", "jnt_end", "top", "null", "dummy", "leaf", "meta",
+    "root", "track", "tweak", "pivot", "gun", "jnt_end", "top", "null", "dummy", "leaf", "meta",
     "metacarpal", "breast", "jaw", "eye", "tongue", "teeth", "ear", "brow", "lid", "lip", "cheek", "nose",
     "hair", "tail", "wing", "skirt", "cape", "bag", "belly", "butt", "glute", "heel", "sub",
 })

@@ -297,6 +297,22 @@ def test_mixamo_leg_is_the_lower_leg_only_beside_an_upleg() -> None:
     check(humanoid(n, ["Spine"]), n)
 
 
+def test_daz_genesis_names() -> None:
+    n = {"hips": "hip", "neck": "neckLower", "head": "head"}
+    for side in ("l", "r"):
+        s = side.upper()
+        n.update({f"shoulder.{s}": f"{side}Collar", f"upper_arm.{s}": f"{side}ShldrBend",
+                  f"lower_arm.{s}": f"{side}ForearmBend", f"hand.{s}": f"{side}Hand",
+                  f"upper_leg.{s}": f"{side}ThighBend", f"lower_leg.{s}": f"{side}Shin",
+                  f"foot.{s}": f"{side}Foot", f"toes.{s}": f"{side}Toe"})
+    extra = [BoneInfo("lShldrTwist", "lShldrBend", (0.3, 0, 1.38), (0.45, 0, 1.38)),
+             BoneInfo("lThighTwist", "lThighBend", (0.09, 0, 0.7), (0.09, 0, 0.5))]
+    bones = humanoid(n, ["abdomenLower", "abdomenUpper", "chestLower", "chestUpper"], extra=extra,
+                     neck=["neckLower", "neckUpper"])
+    roles = check(bones, {**n, "spine": "abdomenLower", "upper_chest": "chestUpper"})
+    assert "lShldrTwist" not in roles.values() and "lThighTwist" not in roles.values()
+
+
 def test_3ds_max_biped_and_joint_named_rigs() -> None:
     n = {"hips": "Bip01 Pelvis", "neck": "Bip01 Neck", "head": "Bip01 Head"}
     for side in ("L", "R"):
