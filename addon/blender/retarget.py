@@ -780,6 +780,21 @@ def pick_actions(source: bpy.types.Object, actions: Iterable[Any] | None) -> lis
     return chosen
 
 
+def overridden_bones(target: bpy.types.Object, action_name: str) -> list[str]:
+    """Bones of `target` keyed by the action whose own constraints override those keys (a generated Rigify
+    rig's DEF- bones copy its controls): the artist should map the controls instead."""
+    action = bpy.data.actions.get(action_name)
+    if action is None:
+        return []
+    keyed = {c.data_path[12 : c.data_path.find('"]', 12)] for c in _fcurves(action, _slot_for(action, None, target))}
+    found = []
+    for name in sorted(keyed):
+        pose_bone = target.pose.bones.get(name)
+        if pose_bone is not None and any(not c.mute and c.influence > 0.0 for c in pose_bone.constraints):
+            found.append(name)
+    return found
+
+
 def retarget(source: Any, target: Any, actions: Iterable[Any] | None = None, bone_map: Any = None,
              in_place: bool = False, progress: Any = None) -> list[str]:
     """Put `source`'s actions on `target` as new baked actions; returns their names (see the module doc)."""

@@ -174,7 +174,7 @@ class MARIONETTE_OT_retarget(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         settings = props(context)
 
-        def work() -> str:
+        def work() -> str | tuple[Literal["INFO", "WARNING"], str]:
             if self.source:
                 source = retarget.armature_object(self.source, "source")
             elif settings.source is None:
@@ -197,7 +197,13 @@ class MARIONETTE_OT_retarget(bpy.types.Operator):
                     raise InputError("Tick at least one action to put on your rig")
             made = retarget.retarget(source, target, actions=actions, bone_map=bone_map, in_place=settings.in_place)
             set_frame_range(context.scene, made[0])
-            return f"Marionette: {len(made)} animation{'s' if len(made) != 1 else ''} put on {target.name}"
+            said = f"Marionette: {len(made)} animation{'s' if len(made) != 1 else ''} put on {target.name}"
+            overridden = retarget.overridden_bones(target, made[0])
+            if overridden:
+                return ("WARNING", f"{said}, but constraints of {len(overridden)} of its bones override the keys "
+                        f"({', '.join(overridden[:4])}...): map the rig's controls instead (a generated Rigify "
+                        "rig: its FK bones)")
+            return said
 
         return _report(self, work)
 

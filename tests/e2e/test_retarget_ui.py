@@ -80,6 +80,12 @@ def test_apply_to_my_rig_from_the_panel_with_an_edited_map_and_presets(ext: Modu
     keyed = {c.data_path.split('"')[1] for c in _curves(bpy.data.actions["MyRig|Walking"])}
     assert "hand_r" not in keyed and "hand_l" in keyed
     assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, 24)
+    # A rig whose bones copy other bones (a generated Rigify rig's DEF- bones): said, since keys do nothing.
+    copy = target.pose.bones["thigh_l"].constraints.new("COPY_ROTATION")
+    copy.target, copy.subtarget = target, "root"
+    assert bpy.ops.marionette.retarget() == {"FINISHED"}
+    assert "constraints of 1 of its bones override the keys (thigh_l" in _message(session)
+    target.pose.bones["thigh_l"].constraints.remove(copy)
     # Load the preset after a fresh automatic map: the right hand is left out again.
     assert bpy.ops.marionette.retarget_map() == {"FINISHED"}
     assert len(settings.bones) == len(UNREAL)
