@@ -463,3 +463,16 @@ def test_euler_and_axis_angle_bones_and_sparse_bezier_keys(scene: Any) -> None:
     assert ("spine_01", "rotation_quaternion") in props and ("calf_l", "rotation_quaternion") not in props
     worst, drift = _compare(source, target, names, euler_action, bpy.data.actions[made], FACING["unreal"])
     assert worst < 2.0 and drift < 0.01
+
+
+def test_a_scaled_y_up_rig_facing_plus_y_works_as_the_source_too(scene: Any) -> None:
+    """Source -> a Mixamo-FBX-like rig (0.01, Y-up, facing +Y) -> an Unreal-like rig: the motion survives."""
+    source = build_source(("Running",))
+    middle, _middle_names = build_target("mixamo_fbx")
+    [walk_on_middle] = rt.retarget(source, middle, actions=["WalkForward"])
+    middle.animation_data.action = None
+    target, names = build_target("unreal")
+    [made] = rt.retarget(middle, target, actions=[walk_on_middle])
+    worst, drift = _compare(source, target, names, bpy.data.actions["WalkForward"], bpy.data.actions[made],
+                            FACING["unreal"])
+    assert worst < 2.0 and drift < 0.01
