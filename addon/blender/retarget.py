@@ -803,6 +803,8 @@ def retarget(source: Any, target: Any, actions: Iterable[Any] | None = None, bon
     if src == tgt:
         raise InputError("The source and the target are the same armature")
     check_target(tgt)
+    if src.mode == "EDIT":
+        raise InputError(f"{src.name!r} is in Edit Mode: leave Edit Mode, then retarget")
     chosen = pick_actions(src, actions)
     src_rig, tgt_rig = Rig.of(src), Rig.of(tgt)
     the_plan = plan(src_rig, tgt_rig, resolve_map(src_rig, tgt_rig, bone_map))

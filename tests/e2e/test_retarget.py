@@ -391,6 +391,11 @@ def test_bad_input_is_refused_and_changes_nothing(scene: Any, tmp_path: Path) ->
     with pytest.raises(InputError, match="Edit Mode"):
         rt.retarget(source, target)
     bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.context.view_layer.objects.active = source
+    bpy.ops.object.mode_set(mode="EDIT")
+    with pytest.raises(InputError, match="'Source' is in Edit Mode"):
+        rt.retarget(source, target)
+    bpy.ops.object.mode_set(mode="OBJECT")
     assert _state(target) == before
     # A linked (library) target.
     library = tmp_path / "rig.blend"
