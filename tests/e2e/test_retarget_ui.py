@@ -234,3 +234,15 @@ def test_animate_my_rig_survives_a_restart_and_a_failed_job(api: ModuleType, ext
     api.wait(info.id, timeout=5)
     assert target.get("marionette_retarget_job") is None
     assert len(bpy.data.actions) == actions
+
+
+def test_api_retarget_from_the_console(api: ModuleType) -> None:
+    source = build_source(("Walking", "Jump"))
+    target, _names = build_target("mixamo_fbx")
+    assert "retarget" in api.__all__
+    assert api.retarget(source.name, target.name, actions=["Jump"], in_place=True) == ["MyRig|Jump"]
+    assert target.animation_data.action.name == "MyRig|Jump"
+    bare, _ = build_target("unreal")
+    with pytest.raises(Exception, match="has no actions to retarget"):
+        api.retarget(bare, target)
+    assert api.retarget(target, bare) == [f"{bare.name}|MyRig|Jump"]  # and on again, from the result
