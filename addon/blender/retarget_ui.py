@@ -54,6 +54,7 @@ class MARIONETTE_PG_retarget(bpy.types.PropertyGroup):
     actions_index: IntProperty()  # type: ignore[valid-type]
     map_for: StringProperty(options={"HIDDEN"})  # type: ignore[valid-type]  # "source>target" of the map shown
     unmapped: StringProperty(options={"HIDDEN"})  # type: ignore[valid-type]  # target bones nothing drives
+    unused: StringProperty(options={"HIDDEN"})  # type: ignore[valid-type]  # source bones that drive nothing
 
 
 def props(context: bpy.types.Context) -> Any:
@@ -70,6 +71,7 @@ def fill_map(settings: Any, bone_map: BoneMap) -> None:
         item = settings.bones.add()
         item.role, item.source, item.target = bone_map.roles.get(source, ""), source, target
     settings.unmapped = "\n".join(bone_map.unmapped_target)
+    settings.unused = "\n".join(bone_map.unmapped_source)
     settings.bones_index = 0
 
 
@@ -313,12 +315,14 @@ class MARIONETTE_PT_retarget(bpy.types.Panel):
         stale = settings.map_for != _key(settings.source, settings.target)
         if len(settings.bones) and not stale:
             layout.template_list("MARIONETTE_UL_bone_map", "", settings, "bones", settings, "bones_index", rows=5)
-            unmapped = [n for n in settings.unmapped.split("\n") if n]
-            if unmapped:
-                shown = ", ".join(unmapped[:8]) + (f" and {len(unmapped) - 8} more" if len(unmapped) > 8 else "")
-                box = layout.box()
-                box.label(text=f"{len(unmapped)} bones of my rig stay at rest:", icon="INFO")
-                box.label(text=shown)
+            for names, what in ((settings.unmapped, "bones of my rig stay at rest"),
+                                (settings.unused, "animated bones drive nothing")):
+                unmapped = [n for n in names.split("\n") if n]
+                if unmapped:
+                    shown = ", ".join(unmapped[:8]) + (f" and {len(unmapped) - 8} more" if len(unmapped) > 8 else "")
+                    box = layout.box()
+                    box.label(text=f"{len(unmapped)} {what}:", icon="INFO")
+                    box.label(text=shown)
             row = layout.row(align=True)
             row.operator("marionette.retarget_load_map", text="Load Preset", icon="FILE_FOLDER")
             row.operator("marionette.retarget_save_map", text="Save Preset", icon="FILE_TICK")

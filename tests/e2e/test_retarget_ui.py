@@ -67,6 +67,9 @@ def test_apply_to_my_rig_from_the_panel_with_an_edited_map_and_presets(ext: Modu
     assert {"marionette.retarget", "marionette.retarget_map", "marionette.retarget_save_map",
             "marionette.retarget_load_map", "marionette.animate_my_rig"} <= operators
     assert ("list", "bones") in calls and ("list", "actions") in calls and ("prop_search", "target") in calls
+    labels = " | ".join(str(c[1]) for c in calls if c[0] == "label")
+    assert "6 bones of my rig stay at rest:" in labels and "root" in labels
+    assert "animated bones drive nothing" not in labels  # every bone of the source is used
     # The artist edits: Dance unticked, the right hand not driven.
     next(a for a in settings.actions if a.name == "Dance").use = False
     next(b for b in settings.bones if b.source == "RightHand").target = ""
