@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.test_mesh_rigging import _textured_material
 from tests.e2e.test_meshy_flow import choose_animations
-from tests.e2e.test_panel_draw import Recorder
+from tests.e2e.test_panel_draw import Recorder, draw_all
 from tests.e2e.test_retarget import FACING, UNREAL, _compare, build_source, build_target
 from tests.emulator import Emulator
 
@@ -137,6 +137,9 @@ def test_animate_my_rig_reuses_a_marionette_character(api: ModuleType, emulator:
     choose_animations(ext_api=api, ids={92})
     bpy.context.view_layer.objects.active = target
     assert bpy.ops.marionette.animate_my_rig.poll()
+    extension = importlib.import_module(api.__name__.rpartition(".")[0])
+    main_panel = [c[1] for c in draw_all(extension) if c[0] == "operator"]
+    assert "marionette.animate_my_rig" in main_panel and "marionette.add_animations" not in main_panel
     before = {j.id for j in api.jobs()}
     assert bpy.ops.marionette.animate_my_rig() == {"FINISHED"}
     info = api.wait(_job_for(api, before), timeout=120)
