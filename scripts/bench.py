@@ -26,7 +26,9 @@ before ``import bpy``, ``install_and_enable``, ``MARIONETTE_MESHY_BASE_URL`` poi
 * done -> in scene: from the emulator marking a job's last task SUCCEEDED to the character in the
   scene, with the pump called at the interval it asks for (as Blender's timer does), minus a bare
   ``requests`` download of the same files plus a bare glTF import of each;
-* HTTP requests per job per minute while jobs wait in the queue (Marionette polls with backoff).
+* HTTP requests per job per minute while jobs wait in the queue (Marionette polls with backoff);
+* retarget: ``blender.retarget.retarget`` putting 127 animations of 60 frames (and then one) from a
+  60-bone T-pose rig onto a 60-bone A-pose rig with Unreal names (``--only-retarget`` runs this alone).
 
 Timings that are compared (import, download) are the best of several alternating runs: other load on
 the machine only ever adds time. The pump percentiles cannot be cleaned that way; the header shows the
