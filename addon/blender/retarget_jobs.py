@@ -49,7 +49,7 @@ class Waiting:
 
 
 _waiting: dict[str, Waiting] = {}
-_scanned = {"done": False}
+_scanned: dict[str, str | None] = {"file": None}  # the .blend whose armatures were last looked at
 
 
 def _norm(text: str) -> str:
@@ -166,8 +166,8 @@ def _say(job_id: str, stage: str | None = None, error: str | None = None) -> Non
 
 
 def _scan() -> None:
-    """After a restart: the armatures that still wait for a job (their custom property)."""
-    _scanned["done"] = True
+    """After a restart or another file opened: the armatures that still wait for a job (custom property)."""
+    _scanned["file"] = bpy.data.filepath
     for obj in bpy.data.objects:
         raw = obj.get(WAITING_PROP)
         if not raw or obj.library is not None:
@@ -189,7 +189,7 @@ def _target_of(waiting: Waiting) -> bpy.types.Object | None:
 
 def pump() -> bool:
     """Retarget the animations of jobs that were imported since the last tick. Called by the pump only."""
-    if not _scanned["done"]:
+    if _scanned["file"] != bpy.data.filepath:
         _scan()
     if not _waiting:
         return False
@@ -293,4 +293,4 @@ classes: tuple[type, ...] = (MARIONETTE_OT_animate_my_rig,)
 
 def reset() -> None:
     _waiting.clear()
-    _scanned["done"] = False
+    _scanned["file"] = None
