@@ -8,8 +8,8 @@ changes; on bad input nothing changes at all (:class:`InputError` says why).
 How the motion is carried over
 ------------------------------
 * Bones are paired by :mod:`..core.bonemap` (automatic roles, or a map the artist gave or edited).
-* Each rig gets a *character frame* from its rest pose: up (hips to head), left (right thigh to left
-  thigh) and back. Orientations are compared in that frame, in world space, so object rotation, object
+* Each rig gets a *character frame* from its rest pose: up (ankles to hip joints), left (right hip joint
+  to left one) and back. Orientations are compared in that frame, in world space, so object rotation, object
   scale (0.01 FBX rigs), Y-up armatures and characters facing +Y all work.
 * Rest poses may differ (a T-pose source, an A-pose target): each target bone is first turned, in the
   character frame, so that its *segment* (from its joint to the next mapped joint of the same limb, e.g.
@@ -156,18 +156,24 @@ def _normalized(v: FloatArray) -> FloatArray:
     return v / n if n > 1e-12 else v
 
 
+def _ankle(rig: Rig, side: str) -> FloatArray:
+    """World position of an ankle: the foot's joint, else the shin's tail."""
+    if f"foot.{side}" in rig.roles:
+        return rig.joint_world(rig.roles[f"foot.{side}"])
+    data = rig.obj.data
+    assert isinstance(data, bpy.types.Armature)
+    tail = data.bones[rig.roles[f"lower_leg.{side}"]].tail_local
+    return (rig.world @ np.array([tail.x, tail.y, tail.z, 1.0]))[:3]
+
+
 def _character_frame(rig: Rig) -> FloatArray:
-    """World-space columns (left, back, up) of the character at rest."""
+    """World-space columns (left, back, up) of the character at rest. Up runs from the ankles to the hip
+    joints (legs stand straighter than spines, which lean and curve), left from the right hip joint to the
+    left one."""
     roles = rig.roles
-    hips = rig.joint_world(roles["hips"])
-    top_role = next((r for r in ("head", "neck", "upper_chest", "chest", "spine") if r in roles), None)
-    left = rig.joint_world(roles["upper_leg.L"]) - rig.joint_world(roles["upper_leg.R"])
-    if top_role is not None:
-        up = rig.joint_world(roles[top_role]) - hips
-    else:
-        knees = (rig.joint_world(roles["lower_leg.L"]) + rig.joint_world(roles["lower_leg.R"])) / 2.0
-        up = hips - knees
-    up = _normalized(up)
+    hip_l, hip_r = rig.joint_world(roles["upper_leg.L"]), rig.joint_world(roles["upper_leg.R"])
+    up = _normalized((hip_l + hip_r) / 2.0 - (_ankle(rig, "L") + _ankle(rig, "R")) / 2.0)
+    left = hip_l - hip_r
     left = _normalized(left - np.dot(left, up) * up)
     back = np.cross(up, left)
     return np.stack([left, back, up], axis=1)
@@ -178,14 +184,7 @@ def _leg_length(rig: Rig) -> float:
     for side in bonemap.SIDES:
         hip = rig.joint_world(rig.roles[f"upper_leg.{side}"])
         knee = rig.joint_world(rig.roles[f"lower_leg.{side}"])
-        if f"foot.{side}" in rig.roles:
-            ankle = rig.joint_world(rig.roles[f"foot.{side}"])
-        else:  # no foot bone: the shin's tail is the ankle
-            data = rig.obj.data
-            assert isinstance(data, bpy.types.Armature)
-            tail = data.bones[rig.roles[f"lower_leg.{side}"]].tail_local
-            ankle = (rig.world @ np.array([tail.x, tail.y, tail.z, 1.0]))[:3]
-        total += float(np.linalg.norm(knee - hip) + np.linalg.norm(ankle - knee))
+        total += float(np.linalg.norm(knee - hip) + np.linalg.norm(_ankle(rig, side) - knee))
     return total / 2.0
 
 

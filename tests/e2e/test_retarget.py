@@ -233,7 +233,7 @@ def _angle(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _compare(source: bpy.types.Object, target: bpy.types.Object, names: dict[str, str], src_action: Any,
-             new_action: Any, facing: Matrix) -> tuple[float, float]:
+             new_action: Any, facing: Matrix, leg_ratio: float = LEG_SCALE) -> tuple[float, float]:
     """(worst segment angle in degrees, worst foot drift relative to the target's leg length)."""
     scene = bpy.context.scene
     _play(source, src_action)
@@ -255,8 +255,8 @@ def _compare(source: bpy.types.Object, target: bpy.types.Object, names: dict[str
             if side not in foot_start:
                 foot_start[side] = (s_foot, t_foot)
             s0, t0 = foot_start[side]
-            drift = max(drift, float(np.linalg.norm((t_foot - t0) - LEG_SCALE * (s_foot - s0))))
-    leg = LEG_SCALE * (0.42 + 0.40)
+            drift = max(drift, float(np.linalg.norm((t_foot - t0) - leg_ratio * (s_foot - s0))))
+    leg = leg_ratio * (0.42 + 0.40)
     return worst, drift / leg
 
 
@@ -481,3 +481,33 @@ def test_a_scaled_y_up_rig_facing_plus_y_works_as_the_source_too(scene: Any) -> 
     worst, drift = _compare(source, target, names, bpy.data.actions["WalkForward"], bpy.data.actions[made],
                             FACING["unreal"])
     assert worst < 2.0 and drift < 0.01
+
+
+def test_onto_blenders_own_human_metarig(scene: Any) -> None:
+    """Rigify's human metarig as Blender makes it: Rigify names, 159 bones with face and fingers, its rolls."""
+    import addon_utils
+
+    addon_utils.enable("rigify", default_set=True)
+    source = build_source(("Running",))
+    try:
+        bpy.ops.object.armature_human_metarig_add()
+    except (AttributeError, RuntimeError) as exc:
+        pytest.skip(f"Rigify is not in this Blender: {exc}")
+    finally:
+        addon_utils.disable("rigify", default_set=True)  # its handlers stay out of the other tests
+    metarig = bpy.context.active_object
+    assert metarig is not None and metarig.type == "ARMATURE" and len(metarig.data.bones) > 100
+    metarig.location = (1.5, 0.0, 0.0)
+    bpy.context.view_layer.update()
+    bone_map = rt.bonemap.auto_map(rt.describe(source), rt.describe(metarig))
+    names = dict(bone_map.pairs)
+    assert names["Hips"] == "spine" and names["Chest"] == "spine.003" and names["LeftLowerLeg"] == "shin.L"
+    assert len(names) == len(bc.BONES)
+    made = rt.retarget(source, metarig, actions=["Running", "WalkForward"])
+    ratio = rt._leg_length(rt.Rig.of(metarig)) / rt._leg_length(rt.Rig.of(source))
+    for src_name, new_name in zip(("Running", "WalkForward"), made, strict=True):
+        worst, drift = _compare(source, metarig, names, bpy.data.actions[src_name], bpy.data.actions[new_name],
+                                FACING["unreal"], ratio)
+        assert worst < 2.0, f"{src_name}: {worst:.2f} degrees"
+        # The metarig's thigh and shin are not in the source's proportions: the feet follow within 5%.
+        assert drift < 0.05, f"{src_name}: {drift:.2%}"
