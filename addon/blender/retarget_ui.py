@@ -192,9 +192,9 @@ class MARIONETTE_OT_retarget(bpy.types.Operator):
             same = settings.map_for == _key(source, target)
             bone_map = map_of(settings) if same and len(settings.bones) else None
             actions = None
-            listed = {a.name for a, _s in retarget.source_actions(source)}
-            if same and len(settings.actions) and {a.name for a in settings.actions} == listed:
-                actions = [a.name for a in settings.actions if a.use]
+            if same and len(settings.actions):  # the ticks shown; actions added since then are included
+                unticked = {a.name for a in settings.actions if not a.use}
+                actions = [a.name for a, _s in retarget.source_actions(source) if a.name not in unticked]
                 if not actions:
                     raise InputError("Tick at least one action to put on your rig")
             made = retarget.retarget(source, target, actions=actions, bone_map=bone_map, in_place=settings.in_place)
