@@ -109,6 +109,12 @@ def test_apply_to_my_rig_refuses_bad_input_with_a_message(ext: ModuleType, sessi
     bpy.context.scene.collection.objects.link(mesh)
     with pytest.raises(RuntimeError, match="not an armature"):
         bpy.ops.marionette.retarget(target="Mesh")
+    settings.target = target
+    assert bpy.ops.marionette.retarget_map() == {"FINISHED"}
+    for item in settings.actions:
+        item.use = False
+    with pytest.raises(RuntimeError, match="Tick at least one action"):
+        bpy.ops.marionette.retarget()
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
     settings.target = target
