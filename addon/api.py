@@ -25,7 +25,8 @@ from .core.providers.base import Provider
 from .core.runner import InputFile
 
 __all__ = [
-    "JobInfo", "JobState", "add_animations", "cancel", "export", "get", "import_result", "jobs", "recover", "retry",
+    "JobInfo", "JobState", "add_animations", "cancel", "export", "get", "import_result", "jobs", "recover",
+    "retarget", "retry",
     "submit", "wait",
 ]
 
@@ -149,6 +150,17 @@ def _deleted(obj: Any) -> bool:
     except ReferenceError:
         return True
     return False
+
+
+def retarget(source: Any, target: Any, actions: Iterable[Any] | None = None, bone_map: Any = None,
+             in_place: bool = False) -> list[str]:
+    """Put the actions of `source` (an armature or its name; default: its active action and every NLA
+    strip's) on `target` (the artist's armature) as new baked actions, one NLA track each, the first
+    active; returns their names. `bone_map`: None (automatic), {source bone: target bone}, a BoneMap or a
+    preset file path. `in_place` drops the horizontal travel. Bad input raises InputError, changing nothing."""
+    from .blender import retarget as _retarget
+
+    return _retarget.retarget(source, target, actions=actions, bone_map=bone_map, in_place=in_place)
 
 
 def _image_file(item: ImageArg) -> tuple[str, bytes]:

@@ -31,7 +31,9 @@ before ``import bpy``, ``install_and_enable``, ``MARIONETTE_MESHY_BASE_URL`` poi
   ``requests`` download of the same files plus a bare glTF import of each;
 * HTTP requests per job per minute while jobs wait in the queue (Marionette polls with backoff);
 * enable at start: what enabling Marionette adds to Blender's start, as a ratio to a bare ``import bpy``,
-  in Blender 4.5 LTS and 5.3 (fresh processes; ``scripts/bench_startup.py``).
+  in Blender 4.5 LTS and 5.3 (fresh processes; ``scripts/bench_startup.py``);
+* retarget: ``blender.retarget.retarget`` putting 127 animations of 60 frames (and then one) from a
+  60-bone T-pose rig onto a 60-bone A-pose rig with Unreal names (``--only retarget`` runs this alone).
 
 Timings that are compared (import, download) are the best of several alternating runs: other load on
 the machine only ever adds time. The pump percentiles cannot be cleaned that way; the header shows the
@@ -658,6 +660,135 @@ def bench_startup_rows(zip_path: Path, runs: int) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------------------------------
+# Retargeting: 127 animations of 60 frames onto a 60-bone rig, and one animation
+# --------------------------------------------------------------------------------------------------
+
+RETARGET_ACTIONS = 127
+RETARGET_FRAMES = 60
+
+
+def _bench_humanoid(retarget: ModuleType, name: str, names: dict[str, str], a_pose: bool) -> Any:
+    """A 60-bone humanoid (body, toes, fingers, twist bones, root, jaw, eyes) named by `names` (role -> name)."""
+    import math
+
+    import bpy
+    from mathutils import Vector
+
+    spine = [("hips", (0, 0, 0.92), (0, 0, 1.02), "root"), ("spine", (0, 0, 1.02), (0, 0, 1.12), "hips"),
+             ("chest", (0, 0, 1.12), (0, 0, 1.26), "spine"), ("upper_chest", (0, 0, 1.26), (0, 0, 1.42), "chest"),
+             ("neck", (0, 0, 1.42), (0, 0, 1.52), "upper_chest"), ("head", (0, 0, 1.52), (0, 0, 1.76), "neck"),
+             ("jaw", (0, -0.02, 1.58), (0, -0.1, 1.56), "head"), ("eye.L", (0.03, -0.08, 1.66), (0.03, -0.1, 1.66),
+                                                                   "head"),
+             ("eye.R", (-0.03, -0.08, 1.66), (-0.03, -0.1, 1.66), "head")]
+    bones: list[tuple[str, Any, Any, str | None]] = [("root", (0, 0, 0), (0, 0.2, 0), None)]
+    bones += [(role, h, t, p) for role, h, t, p in spine]
+    drop = math.radians(40.0) if a_pose else 0.0
+
+    def arm(x: float) -> tuple[float, float, float]:
+        dx = x - 0.18
+        return (0.18 + dx * math.cos(drop), 0.0, 1.38 - dx * math.sin(drop))
+
+    for side, sign in (("L", 1.0), ("R", -1.0)):
+        def m(p: Any, sign: float = sign) -> tuple[float, float, float]:
+            return (p[0] * sign, p[1], p[2])
+        limb = [("shoulder", (0.05, 0, 1.38), (0.18, 0, 1.38), "upper_chest"),
+                ("upper_arm", arm(0.18), arm(0.45), "shoulder"), ("upper_arm_twist", arm(0.3), arm(0.45), "upper_arm"),
+                ("lower_arm", arm(0.45), arm(0.70), "upper_arm"), ("hand", arm(0.70), arm(0.78), "lower_arm"),
+                ("upper_leg", (0.09, 0, 0.92), (0.09, 0, 0.50), "hips"),
+                ("upper_leg_twist", (0.09, 0, 0.7), (0.09, 0, 0.5), "upper_leg"),
+                ("lower_leg", (0.09, 0, 0.50), (0.09, 0, 0.10), "upper_leg"),
+                ("foot", (0.09, 0, 0.10), (0.09, -0.12, 0.03), "lower_leg"),
+                ("toes", (0.09, -0.12, 0.03), (0.09, -0.18, 0.03), "foot")]
+        bones += [(f"{r}.{side}", m(h), m(t), p if p in ("hips", "upper_chest") else f"{p}.{side}")
+                  for r, h, t, p in limb]
+        for k, finger in enumerate(("thumb", "index", "middle", "ring", "pinky")):
+            parent = f"hand.{side}"
+            for seg in (1, 2, 3):
+                a, b = arm(0.78 + 0.03 * (seg - 1)), arm(0.81 + 0.03 * (seg - 1))
+                y = -0.03 + 0.015 * k
+                bones.append((f"{finger}{seg}.{side}", m((a[0], y, a[2])), m((b[0], y, b[2])), parent))
+                parent = f"{finger}{seg}.{side}"
+    scene = bpy.context.scene
+    data = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, data)
+    scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    for role, head, tail, _parent in bones:
+        eb = data.edit_bones.new(names.get(role, role))
+        eb.head, eb.tail = Vector(head), Vector(tail)
+    for role, _head, _tail, parent_role in bones:
+        if parent_role:
+            data.edit_bones[names.get(role, role)].parent = data.edit_bones[names.get(parent_role, parent_role)]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    assert len(data.bones) == 60, len(data.bones)
+    return obj
+
+
+def bench_retarget(module: str, rows: list[Row], reps: int) -> None:
+    """Retarget 127 animations of 60 frames (and one) from a 60-bone rig onto another, named and posed
+    differently (Unreal names, A-pose). The source's actions are written in bulk, not measured."""
+    import bpy
+    import numpy as np
+
+    rt = importlib.import_module(f"{module}.blender.retarget")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    unreal = {"hips": "pelvis", "spine": "spine_01", "chest": "spine_02", "upper_chest": "spine_03",
+              "neck": "neck_01", "head": "head"}
+    for side, s in (("L", "l"), ("R", "r")):
+        unreal.update({f"shoulder.{side}": f"clavicle_{s}", f"upper_arm.{side}": f"upperarm_{s}",
+                       f"lower_arm.{side}": f"lowerarm_{s}", f"hand.{side}": f"hand_{s}",
+                       f"upper_leg.{side}": f"thigh_{s}", f"lower_leg.{side}": f"calf_{s}",
+                       f"foot.{side}": f"foot_{s}", f"toes.{side}": f"ball_{s}",
+                       f"upper_arm_twist.{side}": f"upperarm_twist_01_{s}",
+                       f"upper_leg_twist.{side}": f"thigh_twist_01_{s}"})
+        for finger in ("thumb", "index", "middle", "ring", "pinky"):
+            for seg in (1, 2, 3):
+                unreal[f"{finger}{seg}.{side}"] = f"{finger}_0{seg}_{s}"
+    source = _bench_humanoid(rt, "Source", {}, a_pose=False)
+    target = _bench_humanoid(rt, "Target", unreal, a_pose=True)
+    frames = np.arange(1, RETARGET_FRAMES + 1, dtype=np.float64)
+    phase = np.linspace(0.0, 2.0 * np.pi, RETARGET_FRAMES)
+    anim = source.animation_data_create()
+    for index in range(RETARGET_ACTIONS):
+        channels = []
+        for k, bone in enumerate(source.data.bones):
+            half = 0.3 * np.sin(phase + 0.1 * k + 0.05 * index) / 2.0
+            axis = np.array([np.sin(k + index), np.cos(k), np.sin(2 * k + 1)])
+            axis /= np.linalg.norm(axis)
+            q = np.stack([np.cos(half), axis[0] * np.sin(half), axis[1] * np.sin(half), axis[2] * np.sin(half)])
+            channels += [(bone.name, "rotation_quaternion", c, q[c]) for c in range(4)]
+        channels += [("hips", "location", c, 0.02 * np.sin(phase + c)) for c in range(3)]
+        action, slot = rt._write(rt.Baked(f"Motion_{index:03d}", frames, channels), f"Motion_{index:03d}", source)
+        track = anim.nla_tracks.new()
+        track.name = action.name
+        strip = track.strips.new(action.name, 1, action)
+        if slot is not None:
+            strip.action_slot = slot
+        track.mute = True
+    times_all: list[float] = []
+    times_one: list[float] = []
+    one = [bpy.data.actions["Motion_000"]]
+    for _ in range(reps):
+        start = time.perf_counter()
+        made = rt.retarget(source, target)
+        times_all.append(time.perf_counter() - start)
+        assert len(made) == RETARGET_ACTIONS
+        start = time.perf_counter()
+        rt.retarget(source, target, actions=one)
+        times_one.append(time.perf_counter() - start)
+    best_all, best_one = min(times_all), min(times_one)
+    keys = sum(len(c.keyframe_points) for c in rt._fcurves(bpy.data.actions[made[0]],
+                                                           rt._slot_for(bpy.data.actions[made[0]], None, target)))
+    rows.append(Row(f"retarget {RETARGET_ACTIONS} animations x {RETARGET_FRAMES} frames, 60-bone rigs",
+                    f"{best_all:.2f} s (best of {reps})", "< 10 s", best_all < 10.0,
+                    notes=[f"{keys} keys per animation; T-pose source, A-pose target with Unreal names"]))
+    rows.append(Row("retarget 1 animation", f"{best_one * 1000:.0f} ms (best of {reps})", "< 0.2 s",
+                    best_one < 0.2))
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+
 def print_table(rows: list[Row], header: str) -> None:
     width_metric = max(len(r.metric) for r in rows)
     width_measured = max(len(r.measured) for r in rows)
@@ -680,8 +811,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples: under a minute")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (printed at the end)")
     parser.add_argument("--only", default="", metavar="STEPS",
-                        help="comma-separated steps to run: startup, pump, download, import, normalisation, latency")
+                        help="comma-separated steps to run: startup, pump, download, import, normalisation, "
+                             "latency, retarget")
     parser.add_argument("--startup-only", action="store_true", help="only the enable-at-start rows")
+    parser.add_argument("--only-retarget", action="store_true", help="measure retargeting alone (--only retarget)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
@@ -695,7 +828,7 @@ def main() -> int:
     log("test assets and the extension zip")
     assets = ensure_assets()
     zip_path = build(platforms=[host_platform()])[0]
-    wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+    wanted = {s.strip() for s in args.only.split(",") if s.strip()} | ({"retarget"} if args.only_retarget else set())
     startup_rows: list[Row] = []
     if not wanted or "startup" in wanted:
         log("enable at start (fresh Blender processes)")
@@ -706,8 +839,9 @@ def main() -> int:
     import bpy
 
     log("characters with 1, 10 and 127 actions (bpy)")
-    glbs = build_animation_glbs(work / "glbs", ANIMATION_COUNTS)
-    scaled_glbs = build_animation_glbs(work / "glbs", NORMALISE_COUNTS, scaled=True)
+    glbs = build_animation_glbs(work / "glbs", ANIMATION_COUNTS) if not wanted or "import" in wanted else {}
+    scaled_glbs = (build_animation_glbs(work / "glbs", NORMALISE_COUNTS, scaled=True)
+                   if not wanted or "normalisation" in wanted else {})
     big_path = bigfile.write_glb(work / "big.glb", BIG_SIZE)
 
     rows: list[Row] = []
@@ -725,8 +859,9 @@ def main() -> int:
                 ("import", lambda: bench.bench_import(glbs)),
                 ("normalisation", lambda: bench.bench_normalise(scaled_glbs)),
                 ("done -> in scene", bench.bench_latency),
+                ("retarget", lambda: bench_retarget(module, bench.rows, 1 if args.quick else 3)),
             ]
-            keys = ("pump", "download", "import", "normalisation", "latency")
+            keys = ("pump", "download", "import", "normalisation", "latency", "retarget")
             for (label, step), key in zip(steps, keys, strict=True):
                 if wanted and key not in wanted:
                     continue
@@ -740,7 +875,7 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    order = ["pump", "download", "peak memory", "import", "done", "HTTP", "enable"]
+    order = ["pump", "download", "peak memory", "import", "normalis", "done", "HTTP", "enable", "retarget"]
     rows.sort(key=lambda r: next(i for i, prefix in enumerate(order) if r.metric.startswith(prefix)))
     cpu = os.cpu_count() or 0
     load = f"load average {load_at_start:.2f} at start; " if load_at_start is not None else ""

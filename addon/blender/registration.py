@@ -7,10 +7,22 @@ from __future__ import annotations
 
 import bpy
 
-from . import engine_export, library, operators, preferences, session, settings, thumbnails, timer, ui
+from . import (
+    engine_export,
+    library,
+    operators,
+    preferences,
+    retarget_jobs,
+    retarget_ui,
+    session,
+    settings,
+    thumbnails,
+    timer,
+    ui,
+)
 
 _classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *engine_export.classes,
-            *ui.classes)
+            *ui.classes, *retarget_ui.classes, *retarget_jobs.classes)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
 
 
@@ -20,6 +32,7 @@ def register() -> None:
     settings.register_properties()
     library.register_properties()
     engine_export.register_menu()
+    retarget_ui.register_properties()
     timer.ensure_running()
 
 
@@ -29,6 +42,8 @@ def unregister() -> None:
     timer.stop()
     engine_export.unregister_menu()
     library.unregister_properties()
+    retarget_ui.unregister_properties()
+    retarget_jobs.reset()
     settings.unregister_properties()
     _unregister_classes()
     thumbnails.clear()

@@ -58,6 +58,10 @@ def _tick(current: session.Session) -> float:
     if changed:
         _redraw()
     _import_ready(current)
+    from . import retarget_jobs
+
+    if retarget_jobs.pump():  # Animate My Rig: retarget what a job just imported
+        _redraw()
     busy = current.runner.running_count() > 0 or not current.runner.events.empty()
     return BUSY_INTERVAL if busy else IDLE_INTERVAL
 

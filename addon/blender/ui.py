@@ -102,6 +102,8 @@ class MARIONETTE_PT_main(_Panel):
             layout.operator("marionette.generate", icon="ARMATURE_DATA")
         if jobs.rigged_by_marionette(context.active_object):
             layout.operator("marionette.add_animations", icon="ACTION")
+        elif context.active_object is not None and context.active_object.type == "ARMATURE":
+            layout.operator("marionette.animate_my_rig", icon="ACTION")  # the artist's own rig (retarget_jobs)
         if context.active_object is not None and context.active_object.type == "ARMATURE":
             layout.operator("marionette.export_character", icon="EXPORT")
         if current.panel_message:
