@@ -16,6 +16,7 @@ It writes what it did and saw to the plan's "out" file (JSON).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -35,17 +36,23 @@ def main(plan_path: str) -> int:
     os.environ["MARIONETTE_MESHY_BASE_URL"] = plan["base_url"]
     os.environ["MARIONETTE_POLL_INTERVAL"] = "0.05"
     os.environ["MARIONETTE_RETRY_BASE"] = "0.02"
-    import bpy  # noqa: F401
+    import bpy
 
     module = blender_install.install_and_enable(Path(plan["zip"]))
     api = importlib.import_module(module + ".api")
     timer = importlib.import_module(module + ".blender.timer")
     session = importlib.import_module(module + ".blender.session").get()
     out: dict[str, Any] = {"pid": os.getpid(), "submitted": [], "cancelled": [], "errors": []}
+    if plan.get("auto_import") is False:
+        bpy.context.preferences.addons[module].preferences.auto_import = False
 
     def save() -> None:
         out["seen"] = {j.id: j.state.value for j in api.jobs()}
+        out["rss_mb"], out["peak_mb"] = _memory()
         Path(plan["out"]).write_text(json.dumps(out))
+
+    out["rss_start_mb"] = _memory()[0]
+    _reset_peak()
 
     Path(plan["out"] + ".ready").touch()  # installed: the test starts every process at one moment
     go = Path(plan["go"])
@@ -87,6 +94,24 @@ def main(plan_path: str) -> int:
     save()
     session.stop()
     return 0
+
+
+def _memory() -> tuple[float, float]:
+    """(RSS, peak RSS since the last reset) in MB, from /proc (0 where there is none)."""
+    values = {"VmRSS:": 0.0, "VmHWM:": 0.0}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key = line.split(None, 1)[0] if line else ""
+            if key in values:
+                values[key] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return values["VmRSS:"], values["VmHWM:"]
+
+
+def _reset_peak() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS starts again from here
 
 
 if __name__ == "__main__":
