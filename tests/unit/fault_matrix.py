@@ -56,7 +56,7 @@ ROWS: dict[str, str] = {
     "corrupt_persistent": "Corrupt file every time (clear failure, Retry fetches it, nothing paid again)",
     "expired_url": "Expired asset link (fresh one from the task's status)",
     "task_failed": "Provider task FAILED (each Meshy task_error type, Rodin/Claythis/image3d failures)",
-    "journal": "Journal cut short or left half-renamed by a crash",
+    "journal": "Journal cut short, left half-renamed by a crash, or nested 100,000 levels deep",
     "double_click": "Double click on Generate",
     "quit_polling": "Blender quits while polling",
     "quit_download": "Blender quits during a download",
