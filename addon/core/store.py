@@ -238,6 +238,11 @@ class JobStore:
             jobs = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)[:limit]
             return [job.model_copy(deep=True) for job in jobs], len(self._jobs)
 
+    def active_ids(self) -> list[str]:
+        """Ids of the unfinished jobs, without copying any job (for a look from the main thread)."""
+        with self._lock:
+            return [job_id for job_id, job in self._jobs.items() if job.state.active]
+
     def job_dir(self, job_id: str) -> Path:
         path = self.root / "jobs" / job_id
         path.mkdir(parents=True, exist_ok=True)
