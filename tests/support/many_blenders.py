@@ -8,7 +8,8 @@ the interface runs:
 - "submit": image paths, each submitted as a Meshy job at the start time;
 - "cancel_foreign": cancel that many jobs another process submitted, once they show up here;
 - "quit_after": seconds after the start when this Blender quits (gracefully: the add-on stops its workers)
-  or, with "crash": true, ends at once (os._exit) with its workers mid-request;
+  or, with "crash": true, ends at once (os._exit) with its workers mid-request; "quit_after_done": quit
+  once that many of its own jobs have ended;
 - "until_total": pump until that many jobs are in the journal and none is active (or "timeout").
 
 It writes what it did and saw to the plan's "out" file (JSON).
@@ -70,10 +71,14 @@ def main(plan_path: str) -> int:
     save()
     to_cancel = int(plan.get("cancel_foreign", 0))
     quit_after = plan.get("quit_after")
+    quit_after_done = plan.get("quit_after_done")
     deadline = start + float(plan.get("timeout", 120))
     while time.monotonic() < deadline:
         timer.pump()
-        if quit_after is not None and time.monotonic() - start > float(quit_after):
+        done = sum(1 for j in api.jobs() if j.id in out["submitted"] and not j.state.active) \
+            if quit_after_done is not None else 0
+        if (quit_after is not None and time.monotonic() - start > float(quit_after)) \
+                or (quit_after_done is not None and done >= int(quit_after_done)):
             save()
             if plan.get("crash"):
                 os._exit(0)  # no cleanup at all: workers die mid-request, leases freed by the kernel

@@ -86,7 +86,7 @@ ROWS: dict[str, str] = {
     "many_blenders": "Many Blender processes on one user folder (submit, poll, cancel across, double click, quit, "
                      "crash)",
     "soak": "Soak: 200 jobs from two Blender processes at once with faults on (429, 5xx, resets, cut and expired "
-            "downloads)",
+            "downloads), one quitting",
     "bad_api_input": "Bad scripting input (task id, huge PNG header, nan option, animations as a string, deleted mesh)",
 }
 
