@@ -28,7 +28,7 @@ def test_two_writers_keep_each_others_jobs(tmp_path: Path) -> None:
         b.add(_job(f"b{index}"))
     assert set(_on_disk(tmp_path)) == {"a0", "a1", "a2", "b0", "b1", "b2"}
     assert "a2" in b  # b took in a's jobs when it wrote its own
-    assert a.refresh() == {"b2"}  # a had b's others from its own writes; b's last one comes in now
+    assert a.refresh() == {"b0", "b1", "b2"}  # taken in by a's own writes, and b's last one now
     assert a.refresh() == set()  # nothing new: a stat, no read
     assert {j.id for j in a.all()} == {j.id for j in b.all()} == set(_on_disk(tmp_path))
 
@@ -48,6 +48,9 @@ def test_the_owner_keeps_its_progress_and_a_cancel_from_elsewhere_comes_in(tmp_p
     stored = _on_disk(tmp_path)["j"]
     assert stored["cancel_requested"] is True  # the other window's field
     assert stored["tasks"][0]["remote_id"] == "task-1" and stored["stage"] == "Model: 10%"  # the owner's
+    # The cancel came in with the owner's own write: refresh still reports the job, so the owner's runner
+    # stops its worker (it did not before, and the job ran to its end).
+    assert "j" in owner.refresh() and owner.get("j").cancel_requested
     other.update("j", lambda j: setattr(j, "notice", "seen"))  # a later write of the other window...
     stored = _on_disk(tmp_path)["j"]
     assert stored["tasks"][0]["remote_id"] == "task-1"  # ...never drops the owner's paid task
