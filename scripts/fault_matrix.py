@@ -22,7 +22,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / ".cache" / "fault_matrix.json"
 UNIT = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "unit").glob("test_faults_*.py"))
-E2E = "tests/e2e/test_faults_blender.py"
+# Blender fault tests: Blender quitting, bad input; hostile result files and input; many Blender processes
+# on one user folder and the 200-job soak (tests/e2e/test_soak.py, MARIONETTE_SOAK_JOBS scales it).
+E2E = ["tests/e2e/test_faults_blender.py", "tests/e2e/test_hostile_results.py", "tests/e2e/test_hostile_input.py",
+       "tests/e2e/test_many_blenders.py", "tests/e2e/test_soak.py"]
 
 
 def run(python: str, files: list[str], suite: str) -> int:
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             for python in pythons:
                 version = subprocess.run([python, "-c", "import bpy; print(bpy.app.version_string)"],
                                          capture_output=True, text=True, cwd=ROOT).stdout.strip().split()
-                status |= run(python, [E2E], f"blender-{version[0] if version else Path(python).parent.parent.name}")
+                status |= run(python, E2E, f"blender-{version[0] if version else Path(python).parent.parent.name}")
     try:
         data = json.loads(OUTPUT.read_text(encoding="utf-8"))
     except (OSError, ValueError):

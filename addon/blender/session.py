@@ -45,6 +45,7 @@ class Session:
         # environment's key still wins): a job waiting for a fresh image3d.io ID token goes on by itself.
         self.runner.key_source = lambda provider_id: core_config.resolve(
             self.providers[provider_id], self.keys.get(provider_id), "").api_key
+        self.runner.start_sync(SYNC_INTERVAL)  # other Blender windows' journal changes, off the main thread
         # Jobs submitted in this Blender session are imported when done; older ones are offered.
         self.auto_import: set[str] = set()
         self.resumed = False
@@ -53,7 +54,7 @@ class Session:
         self.panel_message: tuple[str, str] | None = None
         # Keys the preferences refused (provider id -> why, never the key), shown under the key field.
         self.key_problems: dict[str, str] = {}
-        self._synced_at = self._adopted_at = time.monotonic()
+        self._adopted_at = time.monotonic()
 
     def preferences(self) -> bpy.types.AddonPreferences | None:
         addon = bpy.context.preferences.addons.get(PACKAGE)
@@ -109,19 +110,15 @@ class Session:
         return resumed
 
     def sync(self) -> None:
-        """Other Blender windows on this user folder: take in their journal changes (often), and take
-        over the unfinished jobs of a window that quit or crashed (every few seconds)."""
+        """Other Blender windows on this user folder: take over the unfinished jobs of a window that quit
+        or crashed (every few seconds; the runner's own thread takes in their journal changes)."""
         now = time.monotonic()
-        if now - self._synced_at < SYNC_INTERVAL:
-            return
-        self._synced_at = now
-        self.runner.sync()
         if now - self._adopted_at < TAKEOVER_INTERVAL:
             return
         self._adopted_at = now
         for job_id in self.runner.orphans():
-            job = self.store.get(job_id)
-            if self.problem(job.provider):
+            job = self.store.peek(job_id)
+            if job is None or self.problem(job.provider):
                 continue
             if self.runner.resume(job_id, self.config(job.provider)):
                 log.info("took over job %s from a Blender window that is gone", job_id)
@@ -130,8 +127,8 @@ class Session:
         self.runner.shutdown()
 
 
-# How often the pump looks at the journal for other windows' changes, and for jobs left by a window that
-# quit (a stat when nothing changed; a lock attempt per unfinished job not running here).
+# How often the pump looks for jobs left by a Blender window that quit (a lock attempt per unfinished job
+# not running here); the runner's thread takes in other windows' journal changes every SYNC_INTERVAL.
 SYNC_INTERVAL = 0.5
 TAKEOVER_INTERVAL = 3.0
 

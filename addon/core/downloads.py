@@ -180,13 +180,14 @@ def _get(session: requests.Session, url: str, headers: dict[str, str | None], ti
          online_access: Callable[[], bool]) -> requests.Response:
     """GET with redirects followed by hand: every hop is checked against the online-access policy."""
     for _hop in range(MAX_REDIRECTS + 1):
-        netpolicy.check_allowed(url, online_access())
-        response = session.get(url, headers=headers, stream=True, allow_redirects=False,
+        # Checked and sent in the one form netpolicy.parse reads (the form urllib3 connects with).
+        target = netpolicy.check_allowed(url, online_access())
+        response = session.get(target.url, headers=headers, stream=True, allow_redirects=False,
                                timeout=(timing.connect_timeout, timing.read_timeout))
         location = response.headers.get("Location")
         if response.status_code in (301, 302, 303, 307, 308) and location:
             response.close()
-            url = urljoin(url, location)
+            url = urljoin(target.url, location)
             continue
         return response
     raise DownloadError(f"The result link redirected more than {MAX_REDIRECTS} times")

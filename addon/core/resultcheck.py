@@ -16,6 +16,7 @@ FBX is not imported by Blender at all.
 from __future__ import annotations
 
 import json
+import mmap
 import re
 import struct
 from collections.abc import Iterator
@@ -50,7 +51,9 @@ def check_model(path: Path, folder: Path | None = None) -> None:
         if head.startswith(GLB_MAGIC):
             refs = list(_gltf_refs(_glb_json(path)))
         elif head.startswith(FBX_MAGIC):
-            refs = list(_fbx_refs(path.read_bytes()))
+            # Mapped, not read: an FBX may be hundreds of MB and only its node headers are looked at.
+            with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                refs = list(_fbx_refs(mapped))
         elif head.lstrip().startswith(b"{"):
             refs = list(_gltf_refs(_json_doc(path.read_bytes())))
         else:
@@ -151,7 +154,7 @@ _FIXED = {ord("Y"): 2, ord("C"): 1, ord("I"): 4, ord("F"): 4, ord("D"): 8, ord("
 _ARRAYS = {ord(c) for c in "fdlibc"}
 
 
-def _fbx_refs(data: bytes) -> Iterator[tuple[str, str]]:
+def _fbx_refs(data: bytes | mmap.mmap) -> Iterator[tuple[str, str]]:
     """The texture path Blender's FBX importer would open for every Texture and Video node: its
     RelativeFilename (joined to the file's folder) when that is set, else its FileName (or Filename),
     used as it is. The other one is never opened, so it is not checked (exporters write both, the
@@ -169,7 +172,7 @@ def _fbx_refs(data: bytes) -> Iterator[tuple[str, str]]:
                 break
 
 
-def _fbx_walk(data: bytes, pos: int, end: int, wide: bool,
+def _fbx_walk(data: bytes | mmap.mmap, pos: int, end: int, wide: bool,
               depth: int) -> Iterator[tuple[bytes, dict[bytes, str]]]:
     """(node name, {child name: its first string property}) for every Texture and Video node."""
     if depth > MAX_FBX_DEPTH:
@@ -193,7 +196,7 @@ def _fbx_walk(data: bytes, pos: int, end: int, wide: bool,
         pos = node_end
 
 
-def _fbx_children(data: bytes, pos: int, end: int, header: struct.Struct) -> Iterator[tuple[bytes, str]]:
+def _fbx_children(data: bytes | mmap.mmap, pos: int, end: int, header: struct.Struct) -> Iterator[tuple[bytes, str]]:
     """(name, first string property) of the direct children of a node whose children span pos..end."""
     while pos + header.size <= end:
         node_end, count, props_len, name_len = header.unpack_from(data, pos)
@@ -209,7 +212,7 @@ def _fbx_children(data: bytes, pos: int, end: int, header: struct.Struct) -> Ite
         pos = node_end
 
 
-def _first_string(data: bytes, pos: int, end: int, count: int) -> str | None:
+def _first_string(data: bytes | mmap.mmap, pos: int, end: int, count: int) -> str | None:
     """The first property of a node when it is a string ('S'), else None."""
     if count == 0 or pos >= end:
         return None

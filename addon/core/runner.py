@@ -511,6 +511,7 @@ class JobRunner:
         self._workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self._pacers: dict[str, Pacer] = {}
         self._notes: dict[str, str] = {}  # job id -> the submit-time note (in memory: this session's jobs)
+        self._sync_thread: threading.Thread | None = None
         self._lock = threading.Lock()
         install_log_redaction()
 
@@ -724,16 +725,32 @@ class JobRunner:
             self.events.put(job_id)
         return changed
 
+    def start_sync(self, interval: float = 0.5) -> None:
+        """Keep taking in other Blender windows' journal changes on a background thread (`sync` every
+        `interval` seconds until shutdown), so the main thread never reads the journal or waits on its lock."""
+        if self._sync_thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.sync()
+                except Exception:  # a bad moment on disk: try again next time
+                    log.exception("could not read the other Blender windows' journal changes")
+
+        self._sync_thread = threading.Thread(target=loop, name="marionette-journal-sync", daemon=True)
+        self._sync_thread.start()
+
     def orphans(self) -> list[str]:
         """Unfinished jobs no Blender runs: not here, and nobody holds their lease (the window that ran
         them quit or crashed). The caller resumes them."""
         found = []
-        for job in self.store.all():
-            if job.state.active and not self.is_running(job.id):
-                lease = self.store.lease(job.id)
+        for job_id in self.store.active_ids():
+            if not self.is_running(job_id):
+                lease = self.store.lease(job_id)
                 if lease is not None:
                     lease.release()
-                    found.append(job.id)
+                    found.append(job_id)
         return found
 
     def is_running(self, job_id: str) -> bool:

@@ -143,6 +143,7 @@ class JobStore:
         self._base: dict[str, dict[str, Any]] = {}  # each job as last read from or written to the file
         self._removed: set[str] = set()  # removed here: never taken back in from the file
         self._held: set[str] = set()  # jobs whose lease this process holds (under _lock)
+        self._incoming: set[str] = set()  # jobs other processes changed, not yet reported by refresh()
         self._disk_sig: tuple[int, int, int] | None = None  # the file as last read or written
         self._load()
         self._dumps = {job_id: job.model_dump(mode="json") for job_id, job in self._jobs.items()}
@@ -237,6 +238,11 @@ class JobStore:
         with self._lock:
             jobs = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)[:limit]
             return [job.model_copy(deep=True) for job in jobs], len(self._jobs)
+
+    def active_ids(self) -> list[str]:
+        """Ids of the unfinished jobs, without copying any job (for a look from the main thread)."""
+        with self._lock:
+            return [job_id for job_id, job in self._jobs.items() if job.state.active]
 
     def job_dir(self, job_id: str) -> Path:
         path = self.root / "jobs" / job_id
@@ -346,10 +352,12 @@ class JobStore:
     def refresh(self) -> set[str]:
         """Take in what other Blender processes wrote since this one last read or wrote the journal.
         Returns the ids of jobs that changed here (added, updated, removed). Cheap when nothing did."""
-        if self._signature() == self._disk_sig:
-            return set()
-        with self._write_lock, _file_lock(self._lock_path):
-            return self._take_in()
+        if self._signature() != self._disk_sig:
+            with self._write_lock, _file_lock(self._lock_path):
+                self._take_in()
+        with self._lock:  # also what this process's own writes took in since the last call
+            changed, self._incoming = self._incoming, set()
+        return changed
 
     def _take_in(self) -> set[str]:
         """Under _write_lock and the file lock: merge the file's jobs into this process's."""
@@ -391,6 +399,7 @@ class JobStore:
                     changed.add(job_id)
             if changed:
                 self._seq += 1
+                self._incoming |= changed
         self._base = {job_id: dict(item) for job_id, item in theirs.items()}
         self._disk_sig = sig
         return changed

@@ -58,7 +58,7 @@ ROWS: dict[str, str] = {
     "corrupt_persistent": "Corrupt file every time (clear failure, Retry fetches it, nothing paid again)",
     "expired_url": "Expired asset link (fresh one from the task's status)",
     "task_failed": "Provider task FAILED (each Meshy task_error type, Rodin/Claythis/image3d failures)",
-    "journal": "Journal cut short or left half-renamed by a crash",
+    "journal": "Journal cut short, left half-renamed by a crash, or nested 100,000 levels deep",
     "double_click": "Double click on Generate",
     "quit_polling": "Blender quits while polling",
     "quit_download": "Blender quits during a download",
@@ -87,6 +87,8 @@ ROWS: dict[str, str] = {
     "wrong_shape": "Answer of the wrong shape (wrong-typed field, list for an object, not JSON, task_error as text)",
     "many_blenders": "Many Blender processes on one user folder (submit, poll, cancel across, double click, quit, "
                      "crash)",
+    "soak": "Soak: 200 jobs from two Blender processes at once with faults on (429, 5xx, resets, cut and expired "
+            "downloads), one quitting",
     "bad_api_input": "Bad scripting input (task id, huge PNG header, nan option, animations as a string, deleted mesh)",
 }
 
