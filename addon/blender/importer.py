@@ -86,6 +86,7 @@ from ..core.errors import ImportFailed
 from ..core.formats import sniff_file
 from ..core.resultcheck import check_model
 from . import inplace, normalize
+from .actions import fcurves
 
 log = logging.getLogger(__name__)
 
@@ -551,23 +552,9 @@ def _find_slot(action: bpy.types.Action, handle: int | None) -> Any:
     return objects[0] if objects else None
 
 
-def _action_fcurves(action: bpy.types.Action, slot: Any) -> list[Any]:
-    """The F-curves of `action` (for `slot` when the action is layered)."""
-    layers = getattr(action, "layers", None)
-    if layers is not None and len(layers):
-        curves: list[Any] = []
-        for layer in layers:
-            for strip in layer.strips:
-                for bag in getattr(strip, "channelbags", ()):
-                    if slot is None or bag.slot == slot:
-                        curves.extend(bag.fcurves)
-        return curves
-    return list(getattr(action, "fcurves", ()))
-
-
 def _animated_bones(action: bpy.types.Action, slot: Any) -> set[str]:
     bones: set[str] = set()
-    for curve in _action_fcurves(action, slot):
+    for curve in fcurves(action, slot):
         path = curve.data_path
         if path.startswith('pose.bones["'):
             end = path.find('"]', 12)

@@ -20,7 +20,8 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
-from .normalize import action_fcurves, bone_of, is_locomotion
+from .actions import fcurves
+from .normalize import bone_of, is_locomotion
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def travel(arm: bpy.types.Object, action: bpy.types.Action) -> dict[str, Vector]
     start, end = float(action.frame_range[0]), float(action.frame_range[1])
     by_bone: dict[str, dict[int, Any]] = {}
     animated: set[str] = set()
-    for curve in action_fcurves(action):
+    for curve in fcurves(action):
         path = curve.data_path
         if path.startswith('pose.bones["'):
             end_quote = path.find('"]', 12)
@@ -101,7 +102,7 @@ def in_place_copy(arm: bpy.types.Object, action: bpy.types.Action) -> bpy.types.
     assert copy is not None
     copy.name = action.name + SUFFIX
     curves: dict[tuple[str, int], Any] = {}
-    for curve in action_fcurves(copy):
+    for curve in fcurves(copy):
         name = bone_of(curve)
         if name in moves:
             curves[(name, int(curve.array_index))] = curve

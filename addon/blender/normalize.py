@@ -72,19 +72,6 @@ class Normalized:
 # --------------------------------------------------------------------------------------------------
 
 
-def action_fcurves(action: bpy.types.Action) -> list[Any]:
-    """Every F-curve of `action`: action.fcurves (legacy) or those of every channelbag (layered)."""
-    layers = getattr(action, "layers", None)
-    if layers is not None and len(layers):
-        curves: list[Any] = []
-        for layer in layers:
-            for strip in layer.strips:
-                for bag in getattr(strip, "channelbags", ()):
-                    curves.extend(bag.fcurves)
-        return curves
-    return list(getattr(action, "fcurves", ()))
-
-
 def _curve_owners(action: bpy.types.Action) -> list[Any]:
     """What holds `action`'s F-curves and can remove one: the channelbags, or the legacy action."""
     layers = getattr(action, "layers", None)

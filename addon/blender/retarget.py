@@ -43,6 +43,7 @@ from mathutils import Matrix, Quaternion
 from ..core import bonemap
 from ..core.bonemap import BoneInfo, BoneMap
 from ..core.errors import InputError
+from .actions import fcurves
 
 FloatArray = Any  # numpy arrays (kept loose: numpy's typing is not worth the noise here)
 
@@ -313,19 +314,6 @@ def _slot_for(action: bpy.types.Action, owner: Any, obj: bpy.types.Object) -> An
     return objects[0] if objects else slots[0]
 
 
-def _fcurves(action: bpy.types.Action, slot: Any) -> list[Any]:
-    layers = getattr(action, "layers", None)
-    if layers is not None and len(layers):
-        curves: list[Any] = []
-        for layer in layers:
-            for strip in layer.strips:
-                for bag in getattr(strip, "channelbags", ()):
-                    if slot is None or bag.slot == slot:
-                        curves.extend(bag.fcurves)
-        return curves
-    return list(getattr(action, "fcurves", ()))
-
-
 def source_actions(obj: bpy.types.Object) -> list[tuple[bpy.types.Action, Any]]:
     """(action, slot) of every action on an armature: the active one first, then the NLA tracks top down."""
     anim_data = obj.animation_data
@@ -384,7 +372,7 @@ def _source_pose(rig: Rig, action: bpy.types.Action, slot: Any, frames: FloatArr
     scale = np.ones((n, f, 3))
     arrays = {"rotation_quaternion": quat, "rotation_euler": euler, "rotation_axis_angle": axis_angle,
               "location": loc, "scale": scale}
-    for curve in _fcurves(action, slot):
+    for curve in fcurves(action, slot):
         path = curve.data_path
         if not path.startswith('pose.bones["'):
             continue
@@ -785,7 +773,7 @@ def overridden_bones(target: bpy.types.Object, action_name: str) -> list[str]:
     action = bpy.data.actions.get(action_name)
     if action is None:
         return []
-    keyed = {c.data_path[12 : c.data_path.find('"]', 12)] for c in _fcurves(action, _slot_for(action, None, target))}
+    keyed = {c.data_path[12 : c.data_path.find('"]', 12)] for c in fcurves(action, _slot_for(action, None, target))}
     found = []
     for name in sorted(keyed):
         pose_bone = target.pose.bones.get(name)

@@ -63,6 +63,11 @@ LINK_REFRESHES = 2
 # After a create whose answer was lost, the provider's task list is read this many times (the task
 # may appear a moment late) before Marionette gives up looking.
 FIND_ATTEMPTS = 3
+# A create still waiting for its answer after this long has been given up (timeouts and retries end well
+# before): only younger ones make a task found in the provider's list ambiguous.
+IN_FLIGHT_SECONDS = 120.0
+# How long a look in the task list waits for another job's create in flight to record its task.
+IN_FLIGHT_WAIT = 1.0
 
 # Errors provider code raises on an answer of the wrong shape (a list for an object, "abc" for a number,
 # a missing field, an answer that is not JSON: requests' JSONDecodeError is a ValueError).
@@ -263,6 +268,16 @@ class JobContext:
             except ProviderError as exc:
                 log.warning("job %s: could not look for the %s task: %s", self.job_id, key, exc)
                 return None
+            self.runner.store.refresh()  # what other windows' jobs have recorded by now
+            if found and found not in self.known_remote_ids() and self._others_creating(key):
+                # Another job's create of the same kind is still waiting for its answer: the task found
+                # may be that job's. Look again once it has recorded what it got (within seconds).
+                log.info("job %s: the %s task %s may belong to another job's create; looking again",
+                         self.job_id, key, found)
+                found = None
+                if attempt + 1 < attempts:
+                    self.pacer.sleep(max(IN_FLIGHT_WAIT, self.timing.retry_base * (2 ** attempt)))
+                continue
             if found and found not in self.known_remote_ids():
                 def adopt(job: Job, found: str = found) -> None:
                     task = job.task(key)
@@ -279,6 +294,14 @@ class JobContext:
             if attempt + 1 < attempts:
                 self.pacer.sleep(min(self.timing.retry_max, self.timing.retry_base * (2 ** attempt)))
         return None
+
+    def _others_creating(self, key: str) -> bool:
+        """Whether another job (in any Blender window) has a create of this kind on its way now."""
+        recent = time.time() - IN_FLIGHT_SECONDS
+        return any(task.key == key and task.status is TaskStatus.SUBMITTING and not task.remote_id
+                   and (task.submitted_at or 0.0) >= recent
+                   for job in self.runner.store.all() if job.id != self.job_id and job.state.active
+                   for task in job.tasks)
 
     def _interrupted(self, label: str, searched: bool, answered: int | None = None) -> ProviderError:
         name = self.provider.label

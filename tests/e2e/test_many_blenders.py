@@ -101,7 +101,8 @@ def _check(tmp_path: Path, emu: Emulator, results: list[dict[str, Any]], expecte
     ids = [j["id"] for j in jobs]
     submitted = {job_id for r in results for job_id in r["submitted"]}
     tasks = [t["remote_id"] for j in jobs for t in j["tasks"] if t.get("remote_id")]
-    made = list(emu.meshy.tasks)  # every task the provider created (paid)
+    # Every task the provider created (paid): those it still has and those a cancel deleted.
+    made = [*emu.meshy.tasks, *(task.id for task in emu.meshy.deleted)]
     states = Counter(j["state"] for j in jobs)
     downloads = Counter(r.path for r in emu.requests if r.method == "GET" and "/assets/" in r.path
                         and r.path.endswith("model.glb"))

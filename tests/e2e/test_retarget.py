@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from mathutils import Euler, Matrix, Vector
 
+from addon.blender import actions
 from addon.blender import retarget as rt
 from addon.core.bonemap import BoneMap
 from addon.core.errors import InputError
@@ -232,9 +233,21 @@ def _angle(a: np.ndarray, b: np.ndarray) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, c))))
 
 
+def rest_leg_length(rig: bpy.types.Object, upper: str, lower: str, foot: str) -> float:
+    """World-space length of a rig's leg at rest (hip joint to knee to ankle)."""
+    bones, world = rig.data.bones, rig.matrix_world
+    hip, knee, ankle = (world @ bones[name].head_local for name in (upper, lower, foot))
+    return float((knee - hip).length + (ankle - knee).length)
+
+
 def _compare(source: bpy.types.Object, target: bpy.types.Object, names: dict[str, str], src_action: Any,
-             new_action: Any, facing: Matrix, leg_ratio: float = LEG_SCALE) -> tuple[float, float]:
-    """(worst segment angle in degrees, worst foot drift relative to the target's leg length)."""
+             new_action: Any, facing: Matrix, leg_ratio: float | None = None) -> tuple[float, float]:
+    """(worst segment angle in degrees, worst foot drift relative to the target's leg length). The feet
+    must travel as the source's do, scaled by the legs' length ratio (measured on the two rigs at rest:
+    an imported character is normalised to its real-world size)."""
+    target_leg = rest_leg_length(target, names["LeftUpperLeg"], names["LeftLowerLeg"], names["LeftFoot"])
+    if leg_ratio is None:
+        leg_ratio = target_leg / rest_leg_length(source, "LeftUpperLeg", "LeftLowerLeg", "LeftFoot")
     scene = bpy.context.scene
     _play(source, src_action)
     _play(target, new_action)
@@ -256,8 +269,7 @@ def _compare(source: bpy.types.Object, target: bpy.types.Object, names: dict[str
                 foot_start[side] = (s_foot, t_foot)
             s0, t0 = foot_start[side]
             drift = max(drift, float(np.linalg.norm((t_foot - t0) - leg_ratio * (s_foot - s0))))
-    leg = leg_ratio * (0.42 + 0.40)
-    return worst, drift / leg
+    return worst, drift / target_leg
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,7 +307,7 @@ def test_layout_on_the_target_and_nothing_of_it_changed(scene: Any) -> None:
     target.pose.bones["pelvis"].location = (0.0, 0.1, 0.0)
     target.pose.bones["pelvis"].keyframe_insert("location", frame=1)
     target.pose.bones["pelvis"].location = (0.0, 0.0, 0.0)
-    own_keys = [tuple(k.co) for c in rt._fcurves(own, rt._slot_for(own, target.animation_data, target))
+    own_keys = [tuple(k.co) for c in actions.fcurves(own, rt._slot_for(own, target.animation_data, target))
                 for k in c.keyframe_points]
     rest_before = [b.matrix_local.copy() for b in target.data.bones]
     verts_before = [v.co.copy() for v in mesh.vertices]
@@ -308,7 +320,7 @@ def test_layout_on_the_target_and_nothing_of_it_changed(scene: Any) -> None:
         assert len(strips) == 1 and strips[0].action.name == new and tracks[src].mute
     assert list(anim.nla_tracks)[-1].name == "Walking"  # first on top
     assert "MyIdle" in tracks and tracks["MyIdle"].strips[0].action == own  # the artist's action is kept
-    assert [tuple(k.co) for c in rt._fcurves(own, rt._slot_for(own, tracks["MyIdle"].strips[0], target))
+    assert [tuple(k.co) for c in actions.fcurves(own, rt._slot_for(own, tracks["MyIdle"].strips[0], target))
             for k in c.keyframe_points] == own_keys
     assert [b.matrix_local for b in target.data.bones] == rest_before
     assert [v.co for v in mesh.vertices] == verts_before
@@ -420,7 +432,7 @@ def test_bone_map_preset_round_trip_drives_the_retarget(scene: Any, tmp_path: Pa
     preset.write_text(bone_map.to_json(), encoding="utf-8")
     made = rt.retarget(source, target, actions=[bpy.data.actions["Wave"]], bone_map=str(preset))
     assert made == ["MyRig|Wave"]
-    bones = {c.data_path.split('"')[1] for c in rt._fcurves(bpy.data.actions[made[0]],
+    bones = {c.data_path.split('"')[1] for c in actions.fcurves(bpy.data.actions[made[0]],
                                                             rt._slot_for(bpy.data.actions[made[0]], None, target))}
     assert "hand_r" not in bones and "hand_l" in bones and "lowerarm_r" in bones
     assert isinstance(BoneMap.from_json(preset.read_text(encoding="utf-8")), BoneMap)
@@ -462,7 +474,7 @@ def test_euler_and_axis_angle_bones_and_sparse_bezier_keys(scene: Any) -> None:
     target.pose.bones["upperarm_l"].rotation_mode = "AXIS_ANGLE"
     target.pose.bones["spine_01"].rotation_mode = "QUATERNION"
     [made] = rt.retarget(source, target, actions=[euler_action])
-    curves = rt._fcurves(bpy.data.actions[made], rt._slot_for(bpy.data.actions[made], None, target))
+    curves = actions.fcurves(bpy.data.actions[made], rt._slot_for(bpy.data.actions[made], None, target))
     props = {(c.data_path.split('"')[1], c.data_path.rsplit(".", 1)[1]) for c in curves}
     assert ("upperarm_l", "rotation_axis_angle") in props and ("calf_l", "rotation_euler") in props
     assert ("spine_01", "rotation_quaternion") in props and ("calf_l", "rotation_quaternion") not in props
