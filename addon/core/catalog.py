@@ -20,7 +20,6 @@ from .models import AnimationChoice
 log = logging.getLogger(__name__)
 
 CATALOG_PATH = "/web/public/animations/resources"
-CREDITS_PER_ANIMATION = 3
 # The library is a JSON list of a few hundred entries (well under 1 MB); a larger answer is refused.
 MAX_CATALOG_BYTES = 8 << 20
 
@@ -124,7 +123,3 @@ def fetch_entries(client: ApiClient, max_bytes: int | None = None) -> list[Catal
         return parse(json.loads(body.decode("utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProviderError("Meshy's animation library did not answer with JSON") from exc
-
-
-def cost(count: int) -> int:
-    return count * CREDITS_PER_ANIMATION
