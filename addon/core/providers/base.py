@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from ..capabilities import Capability
 from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
-from ..models import AnimationChoice, GenerationRequest, InputKind, JobState
+from ..models import AnimationChoice, GenerationRequest, InputKind, JobState, RemoteTask
 
 if TYPE_CHECKING:
     from ..http import ApiClient
@@ -160,6 +160,13 @@ class TaskSnapshot:
         if error is not None:
             snap = replace(snap, error=error)
         return snap
+
+
+def stage_text(label: str, task: RemoteTask) -> str:
+    """A remote task's line in the job's stage: its place in the provider's queue, else its progress."""
+    if task.queue_position:
+        return f"{label}: queued ({task.queue_position} ahead)"
+    return f"{label}: {task.progress}%"
 
 
 def percent(value: Any) -> int:

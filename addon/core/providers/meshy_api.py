@@ -19,7 +19,7 @@ from ..errors import InputError, ProviderError, RateLimited
 from ..formats import sniff_bytes
 from ..http import SlotWait, with_retries
 from ..models import AnimationChoice, Asset, Job, JobState, RemoteTask, TaskStatus
-from .base import TaskSnapshot, rig_age_check
+from .base import TaskSnapshot, rig_age_check, stage_text
 from .context import ProviderContext, task_of
 
 log = logging.getLogger(__name__)
@@ -236,9 +236,7 @@ def stage(ctx: ProviderContext, label: str, key: str, start: float, end: float) 
     task = ctx.job().task(key)
     if task is None:
         return
-    queued = f"{label}: queued ({task.queue_position} ahead)"
-    text = queued if task.queue_position else f"{label}: {task.progress}%"
-    ctx.set_stage(text, start + (end - start) * task.progress / 100)
+    ctx.set_stage(stage_text(label, task), start + (end - start) * task.progress / 100)
 
 
 def check_action_ids(choices: list[AnimationChoice]) -> None:

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 from ..errors import ProviderError
 from ..models import Asset, RemoteTask
-from .base import Provider, TaskSnapshot
+from .base import Provider, TaskSnapshot, stage_text
 from .context import ProviderContext, task_of
 
 ResultRole = Literal["model", "rigged"]
@@ -65,9 +65,7 @@ class SingleTaskProvider(Provider):
 
     def stage_text(self, task: RemoteTask) -> str:
         """The job's stage while the task runs."""
-        if task.queue_position:
-            return f"{self.task_label}: queued ({task.queue_position} ahead)"
-        return f"{self.task_label}: {task.progress}%"
+        return stage_text(self.task_label, task)
 
     # -- the pipeline ------------------------------------------------------------------------------
 
