@@ -12,14 +12,14 @@ import ast
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import pytest
 
 from addon.core import capabilities, declared
 from addon.core.errors import InputError, ProviderError
-from addon.core.http import ProviderConfig
-from addon.core.models import GenerationRequest, InputKind, JobState, RemoteTask
+from addon.core.http import ApiClient, ProviderConfig
+from addon.core.models import AnimationChoice, Asset, GenerationRequest, InputKind, Job, JobState, RemoteTask
 from addon.core.providers import all_providers, meshy_rigging
 from addon.core.providers.base import Provider, TaskSnapshot, balance_of, percent
 from addon.core.providers.context import ProviderContext
@@ -29,6 +29,7 @@ from addon.core.store import JobStore
 from tests.emulator import Emulator
 from tests.unit.fault_matrix import FAST, PNG, make_glb, wait
 
+Role = Literal["model", "rigged", "animation", "image", "preview"]
 PROVIDERS_DIR = Path(__file__).resolve().parents[2] / "addon" / "core" / "providers"
 
 
@@ -273,3 +274,50 @@ def test_provider_modules_import_each_other_without_cycles() -> None:
     for module in graph:
         if module != "__init__":
             visit(module, ())
+
+
+# -- the finished job's files, by role -------------------------------------------------------------------
+
+
+def _job(provider: str, assets: list[Asset], animations: list[AnimationChoice] | None = None,
+         tasks: list[RemoteTask] | None = None) -> Job:
+    request = GenerationRequest(provider=provider, kind="image", name="hero", rig=True, animations=animations or [])
+    return Job(id="j1", provider=provider, request=request, assets=assets, tasks=tasks or [], created_at=100.0)
+
+
+def _asset(key: str, role: Role) -> Asset:
+    return Asset(key=key, role=role, name=key, url=f"http://127.0.0.1/{key}.glb", source_task=key)
+
+
+def test_the_files_to_import_are_found_by_role() -> None:
+    providers = all_providers()
+    rigged = _job("claythis", [_asset("rigged", "rigged")])
+    assert providers["claythis"].main_file(rigged) == rigged.assets[0]
+    model = _job("rodin", [_asset("preview", "preview"), _asset("model", "model")])
+    assert providers["rodin"].main_file(model) == model.assets[1]
+    assert providers["claid"].main_file(_job("claid", [_asset("image:1", "image")])) is None
+    # Meshy: the animations asked for in the order asked, then the walking and running of the rig.
+    choices = [AnimationChoice(action_id=92, name="Combo"), AnimationChoice(action_id=0, name="Idle")]
+    job = _job("meshy", [_asset("rigged", "rigged"), _asset("anim:Walking", "animation"),
+                         _asset("anim:Running", "animation"), _asset("anim:0", "animation"),
+                         _asset("anim:92", "animation")], animations=choices,
+               tasks=[RemoteTask(key="rig", label="Rig", remote_id="rig-1", submitted_at=50.0)])
+    meshy = providers["meshy"]
+    assert [a.key for a in meshy.animation_files(job)] == ["anim:92", "anim:0", "anim:Walking", "anim:Running"]
+    assert meshy.main_file(job) == job.assets[0]
+    assert meshy.rig_of(job) == ("rig-1", 50.0)
+    assert meshy.rig_of(_job("meshy", [])) is None
+    assert providers["claythis"].rig_of(rigged) is None  # Claythis's rigs cannot be built on later
+
+
+def test_the_animation_library_is_asked_of_the_provider(emu: Emulator) -> None:
+    meshy, rodin = all_providers()["meshy"], all_providers()["rodin"]
+    client = ApiClient(ProviderConfig(base_url=emu.base_url), auth_header=lambda _key: {}, online_access=lambda: True,
+                       timing=FAST)
+    try:
+        entries = meshy.fetch_animation_catalog(client)
+        with pytest.raises(ProviderError, match="Hyper3D Rodin has no animation library"):
+            rodin.fetch_animation_catalog(client)
+    finally:
+        client.close()
+    assert entries and all(isinstance(e.action_id, int) for e in entries)

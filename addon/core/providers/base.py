@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from ..capabilities import Capability
 from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
-from ..models import AnimationChoice, GenerationRequest, InputKind, JobState, RemoteTask
+from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, Job, JobState, RemoteTask
 
 if TYPE_CHECKING:
+    from ..catalog import CatalogEntry
     from ..http import ApiClient
     from .context import ProviderContext
 
@@ -353,6 +354,26 @@ class Provider(ABC):
     def task_cost(self, request: GenerationRequest, key: str) -> float | None:
         """Credits the job's remote task `key` costs (None: not known per task)."""
         return None
+
+    # -- the finished job's files, for the importer (by role, not by the provider's task keys) -------------
+
+    def main_file(self, job: Job) -> Asset | None:
+        """The file to import as the result: the rigged character, else the model."""
+        return next((a for a in job.assets if a.role == "rigged"), None) or next(
+            (a for a in job.assets if a.role == "model"), None)
+
+    def animation_files(self, job: Job) -> list[Asset]:
+        """The animation files in the order they are imported: the ones asked for first, in the order
+        asked, then any that come with the result. By default the order they were recorded in."""
+        return [a for a in job.assets if a.role == "animation"]
+
+    def rig_of(self, job: Job) -> tuple[str, float] | None:
+        """The remote rig an "add_animations" job can build on later (its id, when it was made), or None."""
+        return None
+
+    def fetch_animation_catalog(self, client: ApiClient) -> list[CatalogEntry]:
+        """The provider's animation library ("animation_catalog"; blocking HTTP: a worker thread's call)."""
+        raise ProviderError(f"{self.label} has no animation library to fetch")
 
     @abstractmethod
     def run(self, ctx: ProviderContext) -> None:

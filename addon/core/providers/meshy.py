@@ -14,15 +14,17 @@ import base64
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from .. import catalog
 from ..capabilities import Capability
 from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
-from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, RemoteTask
+from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, Job, RemoteTask
 from . import meshy_api, meshy_rigging
 from .base import OptionSpec, Provider, TaskSnapshot, balance_of
 from .context import ProviderContext, task_of
 
 if TYPE_CHECKING:
+    from ..catalog import CatalogEntry
     from ..http import ApiClient
 
 log = logging.getLogger(__name__)
@@ -242,6 +244,22 @@ class MeshyProvider(Provider):
 
     def balance(self, client: ApiClient) -> float | None:
         return balance_of(client.request("GET", meshy_api.BALANCE_PATH).json(), self.label)
+
+    def animation_files(self, job: Job) -> list[Asset]:
+        """The animations asked for (one task each), in the order asked, then the walking and running that
+        come with every rig."""
+        chosen = [f"{meshy_api.ANIMATION_KEY}{c.action_id}" for c in job.request.animations]
+        files = [asset for key in chosen if (asset := job.asset(key)) is not None]
+        return files + [a for a in job.assets if a.role == "animation" and a.key not in chosen]
+
+    def rig_of(self, job: Job) -> tuple[str, float] | None:
+        rig = job.task("rig")
+        if rig is None or not rig.remote_id:
+            return None
+        return rig.remote_id, rig.submitted_at or job.created_at
+
+    def fetch_animation_catalog(self, client: ApiClient) -> list[CatalogEntry]:
+        return catalog.fetch_entries(client)
 
     def _fetch(self, ctx: ProviderContext, task: RemoteTask) -> TaskSnapshot:
         return meshy_api.fetch(ctx, task)

@@ -33,6 +33,10 @@ PATHS = {"image": "/openapi/v1/image-to-3d", "multi": "/openapi/v1/multi-image-t
          "preview": "/openapi/v2/text-to-3d", "refine": "/openapi/v2/text-to-3d",
          "rig": RIG_PATH, "anim": ANIMATION_PATH, "remesh": REMESH_PATH}
 
+# An animation task's key in the journal (and its result file's): "anim:<action id>"; the walking and
+# running that come with a rig are "anim:Walking" and "anim:Running".
+ANIMATION_KEY = "anim:"
+
 RIG_RETENTION_SECONDS = 3 * 24 * 3600
 # Rigging refuses "models with more than 300,000 faces" (400 "Face count exceeded", seed 002).
 MAX_RIG_FACES = 300_000

@@ -14,6 +14,7 @@ from ..formats import PNG_MAGIC
 from ..models import AnimationChoice, Asset, GenerationRequest, Job, TaskStatus
 from .context import ProviderContext, task_of
 from .meshy_api import (
+    ANIMATION_KEY,
     ANIMATION_PATH,
     FACE_LIMIT_HINT,
     MAX_RIG_FACES,
@@ -87,7 +88,7 @@ def animate(ctx: ProviderContext, rig_id: str, choices: list[AnimationChoice], *
     fps = int(ctx.request.options.get("animation_fps", 0) or 0)
     keys = []
     for index, choice in enumerate(choices):
-        key = f"anim:{choice.action_id}"
+        key = f"{ANIMATION_KEY}{choice.action_id}"
         ctx.set_stage(f"Animation {index + 1} of {len(choices)}: submitting", start)
         body = animation_body(rig_id, choice, fps)
         ctx.submit_once(key, choice.name, partial(create, ctx, ANIMATION_PATH, body))
@@ -105,7 +106,7 @@ def animate(ctx: ProviderContext, rig_id: str, choices: list[AnimationChoice], *
 
 
 def animation_assets(ctx: ProviderContext, keys: list[str]) -> list[Asset]:
-    names = {f"anim:{c.action_id}": c.name for c in ctx.request.animations}
+    names = {f"{ANIMATION_KEY}{c.action_id}": c.name for c in ctx.request.animations}
     assets = []
     for key in keys:
         urls = task_of(ctx, key).result_urls
@@ -126,7 +127,7 @@ def character_assets(ctx: ProviderContext) -> list[Asset]:
     assets = [Asset(key="rigged", role="rigged", name="Character", url=main, source_task="rig")]
     for basic, name in (("walking_glb_url", "Walking"), ("running_glb_url", "Running")):
         if urls.get(basic):
-            assets.append(Asset(key=f"anim:{name}", role="animation", name=name, url=urls[basic],
+            assets.append(Asset(key=f"{ANIMATION_KEY}{name}", role="animation", name=name, url=urls[basic],
                                 source_task="rig"))
     return assets
 
