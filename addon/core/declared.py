@@ -60,6 +60,8 @@ class DeclaredProvider:
     max_rig_faces: int | None = None
     rig_kept_seconds: float | None = None
     balance_unit: str = "credits"
+    result_front: str | None = None
+    rig_height_option: str | None = None
 
     def can(self, capability: Capability) -> bool:
         """Whether the provider declares `capability` (core/capabilities.py)."""
@@ -67,7 +69,8 @@ class DeclaredProvider:
 
 
 # The per-provider facts the declarations carry, by their name on the Provider class.
-FACTS = ("max_images", "max_image_side", "prompt_max_chars", "max_rig_faces", "rig_kept_seconds", "balance_unit")
+FACTS = ("max_images", "max_image_side", "prompt_max_chars", "max_rig_faces", "rig_kept_seconds", "balance_unit",
+         "result_front", "rig_height_option")
 
 
 @cache

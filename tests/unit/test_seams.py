@@ -165,6 +165,9 @@ def test_capabilities_agree_with_what_each_provider_does() -> None:
             provider.can("rig"), provider.can("recover"), provider.can("animation_catalog")), pid
         assert (provider.max_rig_faces is not None) == provider.can("rig_mesh"), pid
         assert (provider.rig_kept_seconds is not None) == provider.can("add_animations"), pid
+        if provider.rig_height_option is not None:
+            assert provider.can("rig") and provider.rig_height_option in {o.name for o in provider.options}, pid
+        assert (provider.result_front is not None) == bool({"model", "character"} & provider.outputs), pid
 
 
 def test_only_known_capabilities_are_accepted() -> None:

@@ -225,6 +225,11 @@ class Provider(ABC):
     max_rig_faces: ClassVar[int | None] = None
     # How long the provider keeps a rig that "add_animations" builds on (None: no documented limit).
     rig_kept_seconds: ClassVar[float | None] = None
+    # Which way the characters in its result files look once Blender's importers converted them ("-Y",
+    # "+X", ...; None: not known). glTF's front (+Z) becomes Blender's -Y.
+    result_front: ClassVar[str | None] = None
+    # The option that states how tall a rigged result is made (None: the provider does not take one).
+    rig_height_option: ClassVar[str | None] = None
 
     @staticmethod
     @abstractmethod

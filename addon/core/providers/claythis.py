@@ -295,6 +295,7 @@ class ClaythisProvider(SingleTaskProvider):
     result_role: ClassVar[ResultRole] = "rigged"
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
     max_image_side: ClassVar[int | None] = 4096
+    result_front: ClassVar[str | None] = "-Y"  # Quaternius characters follow glTF's convention
     motion_names: ClassVar[tuple[str, ...]] = MOTION_NAMES
     # The same names as animation choices, so name lookups (e.g. the scripting API) find them; the
     # action ids are only positions in this list: Claythis takes names.

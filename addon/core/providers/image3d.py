@@ -164,6 +164,7 @@ class Image3DProvider(SingleTaskProvider):
     create_retries_server_errors: ClassVar[bool] = True
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
     max_image_side: ClassVar[int | None] = 4096
+    result_front: ClassVar[str | None] = "-Y"  # glTF's convention
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("quality", "Quality", "enum", "pro", "Engine and detail of the model",
                    items=(("fast", "Fast", "Trellis, about 10 s, 8K-15K faces, no PBR"),

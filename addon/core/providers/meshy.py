@@ -63,6 +63,9 @@ class MeshyProvider(Provider):
     max_image_side: ClassVar[int | None] = 4096
     max_rig_faces: ClassVar[int | None] = meshy_api.MAX_RIG_FACES
     rig_kept_seconds: ClassVar[float | None] = meshy_api.RIG_RETENTION_SECONDS
+    # Meshy documents +Z (glTF's front) for its rigging input; Blender's glTF importer turns it into -Y.
+    result_front: ClassVar[str | None] = "-Y"
+    rig_height_option: ClassVar[str | None] = "height_meters"
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = COMMON_ANIMATIONS
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("ai_model", "AI Model", "enum", "latest", "Meshy model generation",

@@ -174,6 +174,7 @@ class RodinProvider(SingleTaskProvider):
     max_images: ClassVar[int] = MAX_IMAGES
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
     max_image_side: ClassVar[int | None] = 4096
+    result_front: ClassVar[str | None] = "-Y"  # glTF's convention
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("tier", "Tier", "enum", "Gen-2", "Rodin model generation (Gen-2.5 Extreme High costs 1 credit)",
                    items=tuple((t, t.replace("-", " "), "") for t in TIERS)),
