@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from .models import AnimationChoice
 log = logging.getLogger(__name__)
 
 CATALOG_PATH = "/web/public/animations/resources"
-CREDITS_PER_ANIMATION = 3
 # The library is a JSON list of a few hundred entries (well under 1 MB); a larger answer is refused.
 MAX_CATALOG_BYTES = 8 << 20
 
@@ -99,14 +98,16 @@ class CatalogCache:
         tmp.write_text(catalog.model_dump_json(), encoding="utf-8")
         os.replace(tmp, self.path)
 
-    def fetch(self, base_url: str, *, online_access: bool, timeout: float = 30.0) -> Catalog:
+    def fetch(self, base_url: str, *, online_access: bool, timeout: float = 30.0,
+              read: Callable[[ApiClient], list[CatalogEntry]] | None = None) -> Catalog:
         """Download the library (blocking: call it from a worker thread) and cache it. It goes through
         Marionette's HTTP client like every other request: the network policy (online access), no
-        redirects followed, the size limit. The library needs no key, so none is sent."""
+        redirects followed, the size limit. The library needs no key, so none is sent. `read` reads it
+        with that client (a provider's fetch_animation_catalog; default: Meshy's endpoint)."""
         client = ApiClient(ProviderConfig(base_url=base_url), auth_header=lambda _key: {},
                            online_access=lambda: online_access, timing=Timing(read_timeout=timeout))
         try:
-            entries = fetch_entries(client)
+            entries = (read or fetch_entries)(client)
         finally:
             client.close()
         catalog = Catalog(fetched_at=time.time(), source=client.url(CATALOG_PATH), entries=entries)
@@ -124,7 +125,3 @@ def fetch_entries(client: ApiClient, max_bytes: int | None = None) -> list[Catal
         return parse(json.loads(body.decode("utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProviderError("Meshy's animation library did not answer with JSON") from exc
-
-
-def cost(count: int) -> int:
-    return count * CREDITS_PER_ANIMATION

@@ -1,5 +1,6 @@
 """The providers' declarations in a light form: what Blender needs to register Marionette's preferences and
-panel properties (ids, labels, key names, base URLs, accepted inputs, options), read from
+panel properties (ids, labels, key names, base URLs, accepted inputs, options) and to ask what a provider
+can do (its capabilities, outputs and per-provider facts such as max_image_side), read from
 ``declarations.json`` with the standard library alone.
 
 Why a file: the providers' own modules import pydantic and requests, which cost about a third of a bare
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from .capabilities import Capability, check
 
 DECLARATIONS_PATH = Path(__file__).with_name("declarations.json")
 # Default of the Download Limit preference (MB); the core's own default (downloads.DEFAULT_MAX_BYTES) is
@@ -48,6 +51,26 @@ class DeclaredProvider:
     default_base_url: str
     inputs: frozenset[str]
     options: tuple[DeclaredOption, ...]
+    capabilities: frozenset[Capability] = frozenset()
+    outputs: frozenset[str] = frozenset()
+    # Per-provider facts, as on providers.base.Provider (None: not limited / not documented).
+    max_images: int = 1
+    max_image_side: int | None = None
+    prompt_max_chars: int | None = None
+    max_rig_faces: int | None = None
+    rig_kept_seconds: float | None = None
+    balance_unit: str = "credits"
+    result_front: str | None = None
+    rig_height_option: str | None = None
+
+    def can(self, capability: Capability) -> bool:
+        """Whether the provider declares `capability` (core/capabilities.py)."""
+        return capability in self.capabilities
+
+
+# The per-provider facts the declarations carry, by their name on the Provider class.
+FACTS = ("max_images", "max_image_side", "prompt_max_chars", "max_rig_faces", "rig_kept_seconds", "balance_unit",
+         "result_front", "rig_height_option")
 
 
 @cache
@@ -64,7 +87,8 @@ def _provider(entry: dict[str, Any]) -> DeclaredProvider:
     )
     return DeclaredProvider(id=entry["id"], label=entry["label"], key_label=entry["key_label"],
                             default_base_url=entry["default_base_url"], inputs=frozenset(entry["inputs"]),
-                            options=options)
+                            options=options, capabilities=check(frozenset(entry["capabilities"])),
+                            outputs=frozenset(entry["outputs"]), **{name: entry[name] for name in FACTS})
 
 
 def snapshot() -> dict[str, Any]:
@@ -85,6 +109,9 @@ def snapshot() -> dict[str, Any]:
                  "min": spec.min, "max": spec.max}
                 for spec in provider.options
             ],
+            "capabilities": sorted(provider.capabilities),
+            "outputs": sorted(provider.outputs),
+            **{name: getattr(provider, name) for name in FACTS},
         })
     return {"providers": entries}
 

@@ -14,7 +14,7 @@ import pytest
 from addon.core.errors import ProviderError
 from addon.core.http import ApiClient, ProviderConfig, Timing
 from addon.core.models import JobState
-from addon.core.providers import all_providers, claythis, image3d, meshy, meshy_rigging, rodin
+from addon.core.providers import all_providers, claythis, image3d, meshy_api, rodin
 from addon.core.providers.claid import scene_urls
 from tests.emulator import Emulator
 
@@ -46,7 +46,7 @@ def test_every_example_file_is_listed_with_its_source() -> None:
 @pytest.mark.parametrize("name", ["002_image_to_3d_create_response.json", "002_rigging_create_response.json",
                                   "002_animation_create_response.json"])
 def test_meshy_create_answers(name: str) -> None:
-    assert meshy_rigging.parse_created(example(name)) == example(name)["result"]
+    assert meshy_api.parse_created(example(name)) == example(name)["result"]
 
 
 @pytest.mark.parametrize("name", ["002_image_to_3d_task_object.json", "002_image_to_3d_retrieve_response.json",
@@ -54,7 +54,7 @@ def test_meshy_create_answers(name: str) -> None:
                                   "002_remesh_task_object.json"])
 def test_meshy_model_task_objects(name: str) -> None:
     data = example(name)
-    snap = meshy.explained(data)
+    snap = meshy_api.explained(data)
     assert snap.state is JobState.SUCCEEDED and snap.progress == 100 and snap.error is None
     assert snap.result_urls["glb"] == data["model_urls"]["glb"]
     assert snap.result_urls.get("thumbnail_url") == data.get("thumbnail_url")  # the remesh example has none
@@ -64,13 +64,13 @@ def test_meshy_list_answer_is_a_list_of_task_objects() -> None:
     listed = example("002_image_to_3d_list_response.json")
     assert isinstance(listed, list) and listed
     for item in listed:
-        assert meshy.snapshot(item).state is JobState.SUCCEEDED
-        assert isinstance(item["created_at"], int) and item["type"] == meshy_rigging.LISTED_TYPES["image"][1]
+        assert meshy_api.snapshot(item).state is JobState.SUCCEEDED
+        assert isinstance(item["created_at"], int) and item["type"] == meshy_api.LISTED_TYPES["image"][1]
 
 
 def test_meshy_rigging_task_object() -> None:
     data = example("002_rigging_task_object.json")
-    snap = meshy.explained(data)
+    snap = meshy_api.explained(data)
     assert snap.state is JobState.SUCCEEDED
     basic = data["result"]["basic_animations"]
     assert snap.result_urls["rigged_character_glb_url"] == data["result"]["rigged_character_glb_url"]
@@ -80,7 +80,7 @@ def test_meshy_rigging_task_object() -> None:
 
 def test_meshy_animation_task_object() -> None:
     data = example("002_animation_task_object.json")
-    snap = meshy.explained(data)
+    snap = meshy_api.explained(data)
     assert snap.state is JobState.SUCCEEDED
     for key in ("animation_glb_url", "animation_fbx_url", "processed_animation_fps_fbx_url"):
         assert snap.result_urls[key] == data["result"][key]
@@ -92,7 +92,7 @@ def test_meshy_animation_task_object() -> None:
 ])
 def test_meshy_task_errors(name: str, code: str, hint: str) -> None:
     data = example(name)
-    snap = meshy.explained(data)
+    snap = meshy_api.explained(data)
     assert snap.state is JobState.FAILED and snap.error_code == code
     assert (snap.error or "").startswith(data["task_error"]["message"].rstrip(". ")) and hint in (snap.error or "")
 

@@ -15,7 +15,8 @@ from addon.core.errors import ConfigError, InputError, OfflineError, ProviderErr
 from addon.core.formats import sniff_bytes, sniff_file
 from addon.core.models import GenerationRequest, Job, JobState
 from addon.core.providers import all_providers
-from addon.core.providers.meshy import MeshyProvider, snapshot
+from addon.core.providers.meshy import MeshyProvider
+from addon.core.providers.meshy_api import snapshot
 from addon.core.secrets import KeyStore
 from addon.core.store import JobStore
 

@@ -1,7 +1,10 @@
-"""What every provider declares (inputs, options, prices) and the pipeline helpers they share.
+"""What every provider declares (inputs, options, prices, capabilities, per-provider facts) and the helpers
+their pipelines share.
 
 The panel and the API read these declarations; nothing outside a provider's own module knows its
-wire format.
+wire format. What a provider can do is asked by capability (``provider.can("rig_mesh")``, see
+``core/capabilities.py``), never by its id. Providers whose job is one remote task build on
+``polled.SingleTaskProvider``.
 """
 
 from __future__ import annotations
@@ -9,17 +12,21 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ..capabilities import Capability
 from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
-from ..models import AnimationChoice, GenerationRequest, InputKind, JobState
+from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, Job, JobState, RemoteTask
 
 if TYPE_CHECKING:
+    from ..catalog import CatalogEntry
     from ..http import ApiClient
+    from .context import ProviderContext
 
 # "ints": a short list of whole numbers (e.g. a bounding box), "names": a list of names (e.g. motions).
 # Both also accept text ("100, 200, 150" or a JSON array), so a plain text field can carry them, and
@@ -145,6 +152,49 @@ class TaskSnapshot:
     error: str | None = None
     error_code: str | None = None
 
+    def amended(self, *, result_urls: dict[str, str] | None = None, error: str | None = None) -> TaskSnapshot:
+        """This snapshot with its links and/or its error message replaced; every other field (state,
+        progress, queue position, error code) kept."""
+        snap = self
+        if result_urls is not None:
+            snap = replace(snap, result_urls=dict(result_urls))
+        if error is not None:
+            snap = replace(snap, error=error)
+        return snap
+
+
+def stage_text(label: str, task: RemoteTask) -> str:
+    """A remote task's line in the job's stage: its place in the provider's queue, else its progress."""
+    if task.queue_position:
+        return f"{label}: queued ({task.queue_position} ahead)"
+    return f"{label}: {task.progress}%"
+
+
+def percent(value: Any) -> int:
+    """A progress answer as a whole percentage, 0 to 100; 0 for anything that is not a finite number (a
+    wrong-typed progress must not cost a finished result: it is only a progress bar)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1e9 < value < 1e9:
+        return 0
+    return max(0, min(100, int(value)))
+
+
+def balance_of(data: Any, label: str, field_name: str = "balance") -> float:
+    """The number in a balance answer's `field_name`, or a ProviderError saying what came instead."""
+    value = data.get(field_name) if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProviderError(f"{label} answered the balance request without a balance: {str(data)[:200]}")
+    return float(value)
+
+
+def rig_age_check(label: str, kept_seconds: float | None, created_at: float | None, now: float | None = None) -> None:
+    """An InputError when a rig made at `created_at` is older than the provider keeps rigs (kept_seconds)."""
+    if not created_at or kept_seconds is None:
+        return
+    age = (now or time.time()) - created_at
+    if age > kept_seconds:
+        raise InputError(f"This character was rigged {age / 86400:.1f} days ago and {label} keeps rig tasks for "
+                         f"{kept_seconds / 86400:g} days: rig it again to add animations.")
+
 
 class Provider(ABC):
     id: ClassVar[str]
@@ -153,9 +203,9 @@ class Provider(ABC):
     key_label: ClassVar[str] = "API Key"
     inputs: ClassVar[frozenset[InputKind]]
     options: ClassVar[tuple[OptionSpec, ...]] = ()
-    supports_rig: ClassVar[bool] = False
-    can_recover: ClassVar[bool] = False  # results of a task made elsewhere can be fetched by its id
-    fetches_animation_catalog: ClassVar[bool] = False  # the animation list can be fetched (else built in)
+    # What the provider can do (core/capabilities.py); callers ask can(...), never the provider's id.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    # The animations offered before (or instead of) a fetched library; non-empty with "animations".
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = ()
     # What the result is (the Blender side imports a model/character, or loads images).
     outputs: ClassVar[frozenset[Output]] = frozenset({"model", "character"})
@@ -168,10 +218,45 @@ class Provider(ABC):
     # A create answered 5xx may still have made the task: it is sent again on Marionette's own only when the
     # provider's document says to retry such an answer (image3d.io: "500 ... Retry after a few seconds").
     create_retries_server_errors: ClassVar[bool] = False
+    # Longest side of a picture sent; larger ones are downscaled on the Blender side, and the job says so
+    # (None: sent as they are).
+    max_image_side: ClassVar[int | None] = None
+    # Most faces a mesh may have to be rigged ("rig_mesh"; None: no documented limit).
+    max_rig_faces: ClassVar[int | None] = None
+    # How long the provider keeps a rig that "add_animations" builds on (None: no documented limit).
+    rig_kept_seconds: ClassVar[float | None] = None
+    # Which way the characters in its result files look once Blender's importers converted them ("-Y",
+    # "+X", ...; None: not known). glTF's front (+Z) becomes Blender's -Y.
+    result_front: ClassVar[str | None] = None
+    # The option that states how tall a rigged result is made (None: the provider does not take one).
+    rig_height_option: ClassVar[str | None] = None
 
     @staticmethod
     @abstractmethod
     def auth_header(api_key: str) -> dict[str, str]: ...
+
+    def can(self, capability: Capability) -> bool:
+        """Whether the provider declares `capability`."""
+        return capability in self.capabilities
+
+    # The capability flags under their earlier names, read by the Blender layer and the runner.
+    @property
+    def supports_rig(self) -> bool:
+        return self.can("rig")
+
+    @property
+    def can_recover(self) -> bool:
+        """Results of a task made elsewhere can be fetched by its id."""
+        return self.can("recover")
+
+    @property
+    def fetches_animation_catalog(self) -> bool:
+        """The animation list can be fetched (else it is the built-in common_animations)."""
+        return self.can("animation_catalog")
+
+    def check_rig_age(self, created_at: float | None, now: float | None = None) -> None:
+        """Refuse, before anything is paid, to add animations to a rig older than the provider keeps rigs."""
+        rig_age_check(self.label, self.rig_kept_seconds, created_at, now)
 
     def resolve_options(self, given: dict[str, Any], kind: InputKind) -> dict[str, Any]:
         """Defaults filled in, every value checked; unknown names refused with the list of known ones."""
@@ -227,8 +312,8 @@ class Provider(ABC):
     def check_files(self, kind: InputKind, files: Sequence[bytes]) -> None:
         """Refuse a wrong number of images, or images that are not PNG/JPEG, before anything is sent.
 
-        For image kinds only; the runner does not call this (it validates before the files are
-        copied), so pipelines call it on their inputs before their first request.
+        For image kinds only. The runner calls it at submit, on the files before they are copied into
+        the job's folder; pipelines call it again (input_files) on the copies before their first request.
         """
         if kind not in ("image", "multi_image"):
             return
@@ -240,7 +325,7 @@ class Provider(ABC):
             if sniff_bytes(data[:32]) not in ("png", "jpeg"):
                 raise InputError(f"{self.label} takes PNG or JPEG images; image {index + 1} is neither")
 
-    def input_files(self, ctx: Any) -> list[bytes]:
+    def input_files(self, ctx: ProviderContext) -> list[bytes]:
         """The job's input files, checked with check_files."""
         request: GenerationRequest = ctx.request
         files = [ctx.input_path(i).read_bytes() for i in range(len(request.inputs))]
@@ -275,13 +360,33 @@ class Provider(ABC):
         """Credits the job's remote task `key` costs (None: not known per task)."""
         return None
 
+    # -- the finished job's files, for the importer (by role, not by the provider's task keys) -------------
+
+    def main_file(self, job: Job) -> Asset | None:
+        """The file to import as the result: the rigged character, else the model."""
+        return next((a for a in job.assets if a.role == "rigged"), None) or next(
+            (a for a in job.assets if a.role == "model"), None)
+
+    def animation_files(self, job: Job) -> list[Asset]:
+        """The animation files in the order they are imported: the ones asked for first, in the order
+        asked, then any that come with the result. By default the order they were recorded in."""
+        return [a for a in job.assets if a.role == "animation"]
+
+    def rig_of(self, job: Job) -> tuple[str, float] | None:
+        """The remote rig an "add_animations" job can build on later (its id, when it was made), or None."""
+        return None
+
+    def fetch_animation_catalog(self, client: ApiClient) -> list[CatalogEntry]:
+        """The provider's animation library ("animation_catalog"; blocking HTTP: a worker thread's call)."""
+        raise ProviderError(f"{self.label} has no animation library to fetch")
+
     @abstractmethod
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: ProviderContext) -> None:
         """Drive the job to its result files. Must be resumable: ctx remembers submitted tasks."""
 
-    def recover(self, ctx: Any) -> None:
+    def recover(self, ctx: ProviderContext) -> None:
         """Fetch the result of the task ctx.request.options["task_id"], made elsewhere."""
         raise ProviderError(f"{self.label} results cannot be recovered by task id")
 
-    def cancel_remote(self, ctx: Any) -> None:  # noqa: B027 - optional for providers without cancel
+    def cancel_remote(self, ctx: ProviderContext) -> None:  # noqa: B027 - optional for providers without cancel
         """Cancel the job's unfinished tasks on the provider, where it can."""

@@ -23,8 +23,9 @@ import requests
 
 from ..errors import AuthError, InputError, ProviderError, QuotaError, RateLimited, TransientError
 from ..formats import sniff_bytes
-from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
+from ..models import Asset, GenerationRequest, InputKind, Job, JobState, RemoteTask
 from .base import OptionSpec, Output, Provider, TaskSnapshot
+from .context import ProviderContext, task_of
 
 if TYPE_CHECKING:
     from ..http import ApiClient
@@ -149,9 +150,8 @@ class ClaidProvider(Provider):
     default_base_url: ClassVar[str] = "https://api.claid.ai"
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image"})
     outputs: ClassVar[frozenset[Output]] = frozenset({"images"})
-    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
-    max_image_side: ClassVar[int] = 4096
+    max_image_side: ClassVar[int | None] = 4096
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("prompt", "Scene", "string", "",
                    "The scene around the object, e.g. 'on a marble counter, soft daylight'; empty: Claid writes one"),
@@ -209,7 +209,7 @@ class ClaidProvider(Provider):
 
     # -- pipeline ----------------------------------------------------------------------------------
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: ProviderContext) -> None:
         request: GenerationRequest = ctx.request
         image = self.input_files(ctx)[0]
         ctx.set_stage("Uploading the picture", 0.05)
@@ -219,7 +219,7 @@ class ClaidProvider(Provider):
         self._check_upload_age(ctx)
         ctx.submit_once(SCENE_KEY, "Scene", lambda: self._create_scene(ctx, object_url))
         ctx.poll([UPLOAD_KEY, SCENE_KEY], lambda task: self._stored(task))
-        urls = ctx.job().task(SCENE_KEY).result_urls
+        urls = task_of(ctx, SCENE_KEY).result_urls
         keys = sorted(urls, key=lambda k: int(k) if k.isdigit() else 0)
         if not keys:
             raise ProviderError("Claid created the scene but returned no images")
@@ -227,7 +227,7 @@ class ClaidProvider(Provider):
                   for key in keys]
         ctx.download_assets(assets, progress_from=0.6)
 
-    def _upload(self, ctx: Any, image: bytes) -> str:
+    def _upload(self, ctx: ProviderContext, image: bytes) -> str:
         kind = sniff_bytes(image[:32]) or "png"
         data = json.dumps(self.upload_data(ctx.request))
         files = {"file": ("marionette_object", image, f"image/{kind}"),  # the name without extension
@@ -241,7 +241,7 @@ class ClaidProvider(Provider):
             raise ProviderError(f"Claid took the picture but returned no link to it: {str(body)[:200]}")
         return url
 
-    def _check_upload_age(self, ctx: Any) -> None:
+    def _check_upload_age(self, ctx: ProviderContext) -> None:
         job = ctx.job()
         scene, upload = job.task(SCENE_KEY), job.task(UPLOAD_KEY)
         if scene is None or not scene.remote_id:
@@ -250,12 +250,12 @@ class ClaidProvider(Provider):
                 raise ProviderError("The picture uploaded to Claid expired (Claid keeps it one day) before the "
                                     "scene was created: generate again.")
 
-    def _create_scene(self, ctx: Any, object_url: str) -> str:
+    def _create_scene(self, ctx: ProviderContext, object_url: str) -> str:
         body = self.scene_body(ctx.request, object_url)
         urls = scene_urls(call(ctx.client, "POST", SCENE_PATH, json=body))
 
         # The call is synchronous: its result is kept with the task, so a resumed job never pays again.
-        def remember(job: Any) -> None:
+        def remember(job: Job) -> None:
             task = job.task(SCENE_KEY)
             if task is not None:
                 task.result_urls = dict(urls)

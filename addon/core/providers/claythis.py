@@ -16,13 +16,16 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+from ..capabilities import Capability
 from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
-from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, JobState, RemoteTask
-from .base import OptionSpec, Output, Provider, TaskSnapshot
+from ..models import AnimationChoice, GenerationRequest, InputKind, JobState, RemoteTask
+from .base import OptionSpec, Output, TaskSnapshot
+from .context import ProviderContext
+from .polled import ResultRole, SingleTaskProvider
 
 GENERATE_PATH = "/api/3d/generate"
 TASK_KEY = "character"
@@ -279,17 +282,20 @@ def _json(response: Any, what: str) -> Any:
                             f"{text[:200] or '(empty)'}") from None
 
 
-class ClaythisProvider(Provider):
+class ClaythisProvider(SingleTaskProvider):
     id: ClassVar[str] = "claythis"
     label: ClassVar[str] = "Claythis"
     default_base_url: ClassVar[str] = "https://claythis.com"
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image"})
     outputs: ClassVar[frozenset[Output]] = frozenset({"character"})
-    supports_rig: ClassVar[bool] = True  # always: every result is rigged and animated
-    can_recover: ClassVar[bool] = True
-    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
+    # "rig": always, every result is rigged and animated.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"rig", "animations", "recover"})
+    task_key: ClassVar[str] = TASK_KEY
+    task_label: ClassVar[str] = "Character"
+    result_role: ClassVar[ResultRole] = "rigged"
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
-    max_image_side: ClassVar[int] = 4096
+    max_image_side: ClassVar[int | None] = 4096
+    result_front: ClassVar[str | None] = "-Y"  # Quaternius characters follow glTF's convention
     motion_names: ClassVar[tuple[str, ...]] = MOTION_NAMES
     # The same names as animation choices, so name lookups (e.g. the scripting API) find them; the
     # action ids are only positions in this list: Claythis takes names.
@@ -328,29 +334,12 @@ class ClaythisProvider(Provider):
 
     # -- pipeline ----------------------------------------------------------------------------------
 
-    def run(self, ctx: Any) -> None:
-        request: GenerationRequest = ctx.request
-        if request.kind == "task":  # recover a task made elsewhere: poll it, never create it
-            ctx.set_stage("Looking up the task", 0.0)
-            ctx.adopt_task(TASK_KEY, "Character", str(request.options["task_id"]))
-        else:
-            url = str(request.options.get("image_url") or "").strip()
-            image = None if url else self.input_files(ctx)[0]
-            ctx.set_stage("Character: submitting", 0.0)
-            ctx.submit_once(TASK_KEY, "Character", lambda: self._submit(ctx, image, url))
-        ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
-        link = ctx.job().task(TASK_KEY).result_urls.get("glb")
-        if not link:
-            raise ProviderError("Claythis finished the character but gave no download link")
-        ctx.download_assets([Asset(key="rigged", role="rigged", name="Character", url=link, source_task=TASK_KEY)],
-                            refresh_url=lambda asset: self._fresh_link(ctx))
+    def creator(self, ctx: ProviderContext) -> Callable[[], str]:
+        url = str(ctx.request.options.get("image_url") or "").strip()
+        image = None if url else self.input_files(ctx)[0]
+        return lambda: self._submit(ctx, image, url)
 
-    def _stage(self, ctx: Any) -> None:
-        task = ctx.job().task(TASK_KEY)
-        if task is not None:
-            ctx.set_stage(f"Character: {task.progress}%", 0.9 * task.progress / 100)
-
-    def _submit(self, ctx: Any, image: bytes | None, url: str) -> str:
+    def _submit(self, ctx: ProviderContext, image: bytes | None, url: str) -> str:
         request: GenerationRequest = ctx.request
         parts: list[tuple[str, tuple[str | None, bytes | str, str | None]]] = []
         if image is not None:
@@ -371,21 +360,11 @@ class ClaythisProvider(Provider):
             raise
         return task_id(_json(response, "generation request"))
 
-    def _status(self, ctx: Any, remote_id: str) -> TaskSnapshot:
-        response = ctx.client.request("GET", f"{GENERATE_PATH}/{remote_id}/status")
+    def status(self, ctx: ProviderContext, task: RemoteTask) -> TaskSnapshot:
+        """The status; its downloadUrl lasts one hour, and each status call hands out a fresh one."""
+        response = ctx.client.request("GET", f"{GENERATE_PATH}/{task.remote_id or ''}/status")
         snap = snapshot(_json(response, "status request"))
         link = snap.result_urls.get("glb")
         if link and link.startswith("/"):  # a link relative to the API
-            snap = TaskSnapshot(state=snap.state, progress=snap.progress, result_urls={"glb": ctx.client.url(link)})
+            snap = snap.amended(result_urls={"glb": ctx.client.url(link)})
         return snap
-
-    def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
-        return self._status(ctx, task.remote_id or "")
-
-    def _fresh_link(self, ctx: Any) -> str:
-        """downloadUrl lasts one hour; the status call hands out a fresh one."""
-        snap = self._status(ctx, ctx.job().task(TASK_KEY).remote_id)
-        link = snap.result_urls.get("glb")
-        if not link:
-            raise ProviderError("Claythis no longer offers this character's download link")
-        return link

@@ -17,10 +17,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .. import idtoken
+from ..capabilities import Capability
 from ..errors import AuthError, ProviderError, QuotaError, RateLimited
 from ..http import ProviderConfig, SlotWait
-from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask, TaskStatus
-from .base import OptionSpec, Output, Provider, TaskSnapshot
+from ..models import GenerationRequest, InputKind, Job, JobState, RemoteTask, TaskStatus
+from .base import OptionSpec, Output, TaskSnapshot, balance_of, percent
+from .context import ProviderContext
+from .polled import SingleTaskProvider
 
 if TYPE_CHECKING:
     from ..http import ApiClient
@@ -63,7 +66,7 @@ def friendly(call: Callable[[], T]) -> T:
                           code="image3d.io: too many requests") from None
 
 
-def with_fresh_token(ctx: Any, call: Callable[[], T], creating: str | None = None) -> T:
+def with_fresh_token(ctx: ProviderContext, call: Callable[[], T], creating: str | None = None) -> T:
     """Run `call`; when image3d.io refuses a token that has expired (its `exp` says so), the job waits
     ("paste a fresh ID token") and, once one is saved, goes on by itself with it. A refused token that has
     not expired (a wrong one) fails the job as before. A 401 means the request was not taken, so sending it
@@ -82,11 +85,11 @@ def with_fresh_token(ctx: Any, call: Callable[[], T], creating: str | None = Non
         _mark(ctx, creating, TaskStatus.SUBMITTING, time.time())
 
 
-def _mark(ctx: Any, key: str | None, status: TaskStatus, sent_at: float | None) -> None:
+def _mark(ctx: ProviderContext, key: str | None, status: TaskStatus, sent_at: float | None) -> None:
     if key is None:
         return
 
-    def change(job: Any) -> None:
+    def change(job: Job) -> None:
         task = job.task(key)
         if task is not None:
             task.status, task.submitted_at = status, sent_at
@@ -94,11 +97,11 @@ def _mark(ctx: Any, key: str | None, status: TaskStatus, sent_at: float | None) 
     ctx.edit(change, force=True)
 
 
-def wait_for_token(ctx: Any, old: str) -> str:
+def wait_for_token(ctx: ProviderContext, old: str) -> str:
     """Block (cancellable) until a token other than `old` that has not expired is saved; returns it."""
     previous = (ctx.job().state, ctx.job().stage)
 
-    def waiting(job: Any) -> None:
+    def waiting(job: Job) -> None:
         job.state, job.stage = JobState.PENDING, "Waiting for a fresh image3d.io ID token"
 
     ctx.edit(waiting)
@@ -109,7 +112,7 @@ def wait_for_token(ctx: Any, old: str) -> str:
         if fresh and fresh != old and not idtoken.expired(fresh):
             break
 
-    def resumed(job: Any) -> None:
+    def resumed(job: Job) -> None:
         job.state, job.stage = previous
 
     ctx.edit(resumed)
@@ -132,9 +135,7 @@ def snapshot(data: Any) -> TaskSnapshot:
     state = _STATES.get(status)
     if state is None:
         raise ProviderError(f"image3d.io reported an unknown status {data.get('status')!r}")
-    raw = data.get("progress")
-    progress = int(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else 0
-    progress = max(0, min(100, progress))
+    progress = percent(data.get("progress"))
     if state is JobState.FAILED:
         reason = data.get("error") or data.get("message") or data.get("reason")
         if isinstance(reason, dict):
@@ -149,20 +150,21 @@ def snapshot(data: Any) -> TaskSnapshot:
     return TaskSnapshot(state=state, progress=progress)
 
 
-class Image3DProvider(Provider):
+class Image3DProvider(SingleTaskProvider):
     id: ClassVar[str] = "image3d"
     label: ClassVar[str] = "image3d.io"
     default_base_url: ClassVar[str] = SITE
     key_label: ClassVar[str] = "ID Token"
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "text"})
     outputs: ClassVar[frozenset[Output]] = frozenset({"model"})
-    # A task whose create answer was lost (or made elsewhere) is fetched by its id from the status call.
-    can_recover: ClassVar[bool] = True
+    # "recover": a task whose create answer was lost (or made elsewhere) is fetched by its id from the status call.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"recover", "balance"})
+    task_key: ClassVar[str] = TASK_KEY
     # Error codes (seed 003): "500 | Internal server error | Retry after a few seconds".
     create_retries_server_errors: ClassVar[bool] = True
-    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
-    max_image_side: ClassVar[int] = 4096
+    max_image_side: ClassVar[int | None] = 4096
+    result_front: ClassVar[str | None] = "-Y"  # glTF's convention
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("quality", "Quality", "enum", "pro", "Engine and detail of the model",
                    items=(("fast", "Fast", "Trellis, about 10 s, 8K-15K faces, no PBR"),
@@ -182,33 +184,10 @@ class Image3DProvider(Provider):
         return idtoken.describe(api_key)
 
     def balance(self, client: ApiClient) -> float | None:
-        data = friendly(lambda: client.request("GET", BALANCE_PATH).json())
-        value = data.get("balance") if isinstance(data, dict) else None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ProviderError(f"image3d.io answered the balance request without a balance: {str(data)[:200]}")
-        return float(value)
+        return balance_of(friendly(lambda: client.request("GET", BALANCE_PATH).json()), self.label)
 
-    def run(self, ctx: Any) -> None:
-        request: GenerationRequest = ctx.request
-        if request.kind == "task":  # recover by task id: poll it, never create it
-            ctx.set_stage("Looking up the task", 0.0)
-            ctx.adopt_task(TASK_KEY, "Model", str(request.options["task_id"]))
-        else:
-            image = self.input_files(ctx)[0] if request.kind == "image" else None
-            ctx.set_stage("Model: submitting", 0.0)
-            ctx.submit_once(TASK_KEY, "Model", lambda: self._submit(ctx, image))
-        ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
-        url = ctx.job().task(TASK_KEY).result_urls.get("glb")
-        if not url:
-            raise ProviderError("image3d.io finished the model but gave no model_url")
-        ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task=TASK_KEY)],
-                            refresh_url=lambda asset: self._fresh_link(ctx))
-
-    def _stage(self, ctx: Any) -> None:
-        task = ctx.job().task(TASK_KEY)
-        if task is not None:
-            ctx.set_stage(f"Model: {task.progress}%" if task.progress else "Model: queued",
-                          0.9 * task.progress / 100)
+    def stage_text(self, task: RemoteTask) -> str:
+        return f"Model: {task.progress}%" if task.progress else "Model: queued"
 
     def body(self, request: GenerationRequest, image: bytes | None) -> dict[str, Any]:
         body: dict[str, Any] = {"mode": "text" if request.kind == "text" else "image",
@@ -222,7 +201,11 @@ class Image3DProvider(Provider):
             body["image"] = base64.b64encode(image).decode("ascii")
         return body
 
-    def _submit(self, ctx: Any, image: bytes | None) -> str:
+    def creator(self, ctx: ProviderContext) -> Callable[[], str]:
+        image = self.input_files(ctx)[0] if ctx.request.kind == "image" else None
+        return lambda: self._submit(ctx, image)
+
+    def _submit(self, ctx: ProviderContext, image: bytes | None) -> str:
         body = self.body(ctx.request, image)
         try:
             data = with_fresh_token(ctx, lambda: friendly(
@@ -232,13 +215,6 @@ class Image3DProvider(Provider):
                            "this account (Pro: 5)", retry_after=exc.retry_after, code=exc.code) from None
         return task_id_of(data)
 
-    def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
+    def status(self, ctx: ProviderContext, task: RemoteTask) -> TaskSnapshot:
         return snapshot(with_fresh_token(ctx, lambda: friendly(
             lambda: ctx.client.request("GET", f"{STATUS_PATH}/{task.remote_id}").json())))
-
-    def _fresh_link(self, ctx: Any) -> str:
-        snap = self._fetch(ctx, ctx.job().task(TASK_KEY))
-        url = snap.result_urls.get("glb")
-        if not url:
-            raise ProviderError("image3d.io no longer offers this model")
-        return url

@@ -12,28 +12,25 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from .. import catalog
+from ..capabilities import Capability
 from ..errors import InputError, ProviderError
 from ..formats import sniff_bytes
-from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, JobState, RemoteTask
-from . import meshy_rigging
-from .base import OptionSpec, Provider, TaskSnapshot
+from ..models import AnimationChoice, Asset, GenerationRequest, InputKind, Job, RemoteTask
+from . import meshy_api, meshy_rigging
+from .base import OptionSpec, Provider, TaskSnapshot, balance_of
+from .context import ProviderContext, task_of
 
 if TYPE_CHECKING:
+    from ..catalog import CatalogEntry
     from ..http import ApiClient
 
 log = logging.getLogger(__name__)
 
-_STATES = {
-    "PENDING": JobState.PENDING,
-    "IN_PROGRESS": JobState.RUNNING,
-    "SUCCEEDED": JobState.SUCCEEDED,
-    "FAILED": JobState.FAILED,
-    "CANCELED": JobState.CANCELED,
-}
-
-# A starting set from Meshy's animation library (action_id, name); the full browser comes later.
+# A starting set from Meshy's animation library (action_id, name): the picker's list until the library is
+# fetched (it is fetched: "animation_catalog"), and offline.
 COMMON_ANIMATIONS = (
     AnimationChoice(action_id=0, name="Idle"),
     AnimationChoice(action_id=30, name="Casual_Walk"),
@@ -46,9 +43,6 @@ COMMON_ANIMATIONS = (
     AnimationChoice(action_id=8, name="Dead"),
 )
 
-# Endpoint paths by task key prefix.
-_PATHS = meshy_rigging.PATHS
-BALANCE_PATH = "/openapi/v1/balance"
 MAX_PROMPT = 600
 MAX_VIEWS = 4
 
@@ -61,14 +55,17 @@ class MeshyProvider(Provider):
     label: ClassVar[str] = "Meshy"
     default_base_url: ClassVar[str] = "https://api.meshy.ai"
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "multi_image", "text", "mesh", "armature"})
-    supports_rig: ClassVar[bool] = True
-    can_recover: ClassVar[bool] = True
-    fetches_animation_catalog: ClassVar[bool] = True
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        "rig", "animations", "animation_catalog", "rig_mesh", "add_animations", "remesh", "recover", "balance"})
     max_images: ClassVar[int] = MAX_VIEWS
     prompt_max_chars: ClassVar[int | None] = MAX_PROMPT
-    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
-    max_image_side: ClassVar[int] = 4096
+    max_image_side: ClassVar[int | None] = 4096
+    max_rig_faces: ClassVar[int | None] = meshy_api.MAX_RIG_FACES
+    rig_kept_seconds: ClassVar[float | None] = meshy_api.RIG_RETENTION_SECONDS
+    # Meshy documents +Z (glTF's front) for its rigging input; Blender's glTF importer turns it into -Y.
+    result_front: ClassVar[str | None] = "-Y"
+    rig_height_option: ClassVar[str | None] = "height_meters"
     common_animations: ClassVar[tuple[AnimationChoice, ...]] = COMMON_ANIMATIONS
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("ai_model", "AI Model", "enum", "latest", "Meshy model generation",
@@ -118,7 +115,7 @@ class MeshyProvider(Provider):
             # Untextured meshes" (seed 002, Rigging API): refused here, before anything is paid.
             raise InputError("Meshy rigs textured characters only: turn on Texture (10 credits more) or turn off "
                              "Rig & animate. Nothing was sent.")
-        meshy_rigging.check_action_ids(request.animations)
+        meshy_api.check_action_ids(request.animations)
 
     def cost(self, request: GenerationRequest) -> float | None:
         opts = request.options
@@ -140,11 +137,11 @@ class MeshyProvider(Provider):
 
     def added_steps(self, request: GenerationRequest) -> list[str]:
         if request.kind in _GENERATE and request.rig and not request.options.get("should_remesh"):
-            faces = int(request.options.get("target_polycount") or meshy_rigging.RIG_POLYCOUNT)
+            faces = int(request.options.get("target_polycount") or meshy_api.RIG_POLYCOUNT)
             return [f"Rig is on: Marionette turns on Remesh ({faces:,} faces) because Meshy's rigging refuses "
-                    f"models over {meshy_rigging.MAX_RIG_FACES:,} faces (no extra credits in Meshy's price list). "
+                    f"models over {meshy_api.MAX_RIG_FACES:,} faces (no extra credits in Meshy's price list). "
                     f"Should Meshy's model still be over the limit, it is remeshed before rigging "
-                    f"(+{meshy_rigging.REMESH_CREDITS} credits)."]
+                    f"(+{meshy_api.REMESH_CREDITS} credits)."]
         return []
 
     def task_cost(self, request: GenerationRequest, key: str) -> float | None:
@@ -155,26 +152,26 @@ class MeshyProvider(Provider):
         textured = bool(opts.get("should_texture", True))
         prices = {"image": (30 if textured else 20) if new_model else (15 if textured else 5),
                   "preview": 20 if new_model else 5, "refine": 10, "rig": 5, "anim": 3,
-                  "remesh": meshy_rigging.REMESH_CREDITS}
+                  "remesh": meshy_api.REMESH_CREDITS}
         prices["multi"] = prices["image"]
         return prices.get(kind)
 
     # -- pipeline ----------------------------------------------------------------------------------
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: ProviderContext) -> None:
         request: GenerationRequest = ctx.request
         if request.kind == "mesh":
-            meshy_rigging.check_catalog(ctx, request.animations)
+            meshy_api.check_catalog(ctx, request.animations)
             meshy_rigging.run_mesh(ctx)
             return
         if request.kind == "armature":
-            meshy_rigging.check_catalog(ctx, request.animations)
+            meshy_api.check_catalog(ctx, request.animations)
             meshy_rigging.run_add_animations(ctx)
             return
         if request.kind == "task":
             self.recover(ctx)
             return
-        meshy_rigging.check_catalog(ctx, request.animations)
+        meshy_api.check_catalog(ctx, request.animations)
         end = 0.5 if request.rig else 0.9
         if request.kind == "text":
             model_key, model_id = self._text_model(ctx, end)
@@ -183,13 +180,13 @@ class MeshyProvider(Provider):
             create = self._create_multi_task if model_key == "multi" else self._create_image_task
             ctx.set_stage("Model: submitting", 0.0)
             model_id = ctx.submit_once(model_key, "Model", lambda: create(ctx),
-                                       find=lambda sent_at: meshy_rigging.find_created(ctx, model_key, sent_at))
+                                       find=lambda sent_at: meshy_api.find_created(ctx, model_key, sent_at))
             ctx.poll([model_key], lambda t: self._fetch(ctx, t),
-                     on_change=lambda job: meshy_rigging.stage(ctx, "Model", model_key, 0.0, end))
-        if preview := ctx.job().task(model_key).result_urls.get("thumbnail_url"):
+                     on_change=lambda job: meshy_api.stage(ctx, "Model", model_key, 0.0, end))
+        if preview := task_of(ctx, model_key).result_urls.get("thumbnail_url"):
             ctx.download_preview(preview)
         if not request.rig:
-            url = ctx.job().task(model_key).result_urls.get("glb")
+            url = task_of(ctx, model_key).result_urls.get("glb")
             if not url:
                 raise ProviderError("Meshy finished the model but gave no GLB link")
             ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task=model_key)],
@@ -202,7 +199,7 @@ class MeshyProvider(Provider):
 
     # -- wire format -------------------------------------------------------------------------------
 
-    def _create_image_task(self, ctx: Any) -> str:
+    def _create_image_task(self, ctx: ProviderContext) -> str:
         data = ctx.input_path(0).read_bytes()
         kind = sniff_bytes(data[:32])
         if kind not in ("png", "jpeg"):
@@ -211,13 +208,13 @@ class MeshyProvider(Provider):
                 **_model_options(ctx.request.options, rig=ctx.request.rig)}
         return self._create(ctx, "image", body)
 
-    def _create_multi_task(self, ctx: Any) -> str:
+    def _create_multi_task(self, ctx: ProviderContext) -> str:
         files = self.input_files(ctx)
-        body = {"image_urls": [meshy_rigging.png_data_uri(data) for data in files],
+        body = {"image_urls": [meshy_api.png_data_uri(data) for data in files],
                 **_model_options(ctx.request.options, rig=ctx.request.rig)}
         return self._create(ctx, "multi", body)
 
-    def _text_model(self, ctx: Any, end: float) -> tuple[str, str]:
+    def _text_model(self, ctx: ProviderContext, end: float) -> tuple[str, str]:
         """Text to 3D: the preview (mesh), then the refine (texture) unless Texture is off."""
         request: GenerationRequest = ctx.request
         opts = dict(request.options)
@@ -231,75 +228,92 @@ class MeshyProvider(Provider):
                                    **_remesh_options(opts, rig=request.rig)}
         ctx.set_stage("Mesh: submitting", 0.0)
         preview_id = ctx.submit_once("preview", "Mesh", lambda: self._create(ctx, "preview", preview),
-                                     find=lambda sent_at: meshy_rigging.find_created(ctx, "preview", sent_at, prompt))
+                                     find=lambda sent_at: meshy_api.find_created(ctx, "preview", sent_at, prompt))
         ctx.poll(["preview"], lambda t: self._fetch(ctx, t),
-                 on_change=lambda job: meshy_rigging.stage(ctx, "Mesh", "preview", 0.0, mid))
+                 on_change=lambda job: meshy_api.stage(ctx, "Mesh", "preview", 0.0, mid))
         if not textured:
             return "preview", preview_id
         refine: dict[str, Any] = {"mode": "refine", "preview_task_id": preview_id, "ai_model": opts["ai_model"],
                                   "enable_pbr": opts["enable_pbr"], "target_formats": ["glb"]}
         ctx.set_stage("Texture: submitting", mid)
         refine_id = ctx.submit_once("refine", "Texture", lambda: self._create(ctx, "refine", refine),
-                                    find=lambda sent_at: meshy_rigging.find_created(ctx, "refine", sent_at, prompt))
+                                    find=lambda sent_at: meshy_api.find_created(ctx, "refine", sent_at, prompt))
         ctx.poll(["refine"], lambda t: self._fetch(ctx, t),
-                 on_change=lambda job: meshy_rigging.stage(ctx, "Texture", "refine", mid, end))
+                 on_change=lambda job: meshy_api.stage(ctx, "Texture", "refine", mid, end))
         return "refine", refine_id
 
-    def _create(self, ctx: Any, kind: str, body: dict[str, Any]) -> str:
-        return meshy_rigging.create(ctx, _PATHS[kind], body)
+    def _create(self, ctx: ProviderContext, kind: str, body: dict[str, Any]) -> str:
+        return meshy_api.create(ctx, meshy_api.PATHS[kind], body)
 
     def balance(self, client: ApiClient) -> float | None:
-        data = client.request("GET", BALANCE_PATH).json()
-        value = data.get("balance") if isinstance(data, dict) else None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ProviderError(f"Meshy answered the balance request without a balance: {str(data)[:200]}")
-        return float(value)
+        return balance_of(client.request("GET", meshy_api.BALANCE_PATH).json(), self.label)
 
-    def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
-        return meshy_rigging.fetch(ctx, task)
+    def animation_files(self, job: Job) -> list[Asset]:
+        """The animations asked for (one task each), in the order asked, then the walking and running that
+        come with every rig."""
+        chosen = [f"{meshy_api.ANIMATION_KEY}{c.action_id}" for c in job.request.animations]
+        files = [asset for key in chosen if (asset := job.asset(key)) is not None]
+        return files + [a for a in job.assets if a.role == "animation" and a.key not in chosen]
 
-    def _refresh(self, ctx: Any, asset: Asset) -> str:
+    def rig_of(self, job: Job) -> tuple[str, float] | None:
+        rig = job.task("rig")
+        if rig is None or not rig.remote_id:
+            return None
+        return rig.remote_id, rig.submitted_at or job.created_at
+
+    def fetch_animation_catalog(self, client: ApiClient) -> list[CatalogEntry]:
+        return catalog.fetch_entries(client)
+
+    def _fetch(self, ctx: ProviderContext, task: RemoteTask) -> TaskSnapshot:
+        return meshy_api.fetch(ctx, task)
+
+    def _refresh(self, ctx: ProviderContext, asset: Asset) -> str:
         """A fresh signed URL for an asset whose link expired: re-read its task."""
         if asset.source_task in ("image", "multi", "preview", "refine"):
-            snap = self._fetch(ctx, ctx.job().task(asset.source_task))
+            snap = self._fetch(ctx, task_of(ctx, asset.source_task))
             if snap.result_urls.get("glb"):
                 return snap.result_urls["glb"]
-        return meshy_rigging.refresh_url(ctx, asset)
+        return meshy_api.refresh_url(ctx, asset)
 
-    def recover(self, ctx: Any) -> None:
+    def recover(self, ctx: ProviderContext) -> None:
         """Find which kind of Meshy task the id is (the id does not say), then fetch its result."""
         task_id = str(ctx.request.options["task_id"])
         ctx.set_stage("Looking up the task", 0.0)
         for key, label in (("image", "Model"), ("multi", "Model"), ("refine", "Model"), ("remesh", "Remesh"),
                            ("rig", "Rig"), ("anim", "Animation")):
             try:
-                data = ctx.client.request("GET", f"{_PATHS[key]}/{task_id}").json()
+                data = ctx.client.request("GET", f"{meshy_api.PATHS[key]}/{task_id}").json()
             except ProviderError as exc:
                 if exc.status in (400, 404):
                     continue
                 raise
-            ctx.adopt_task(key, label, task_id)
-            tasks = ctx.poll([key], lambda t: self._fetch(ctx, t),
-                             on_change=lambda job, k=key, lab=label: meshy_rigging.stage(ctx, lab, k, 0.0, 0.9))
-            urls = tasks[key].result_urls
-            if urls.get("thumbnail_url"):
-                ctx.download_preview(urls["thumbnail_url"])
-            if key == "rig":
-                assets = meshy_rigging.character_assets(ctx)
-            else:
-                url = (urls.get("glb") or urls.get("animation_glb_url") or urls.get("fbx")
-                       or urls.get("animation_fbx_url"))
-                if not url:
-                    raise ProviderError(f"Meshy task {task_id} has no model file to download")
-                role = "rigged" if key == "anim" else "model"
-                assets = [Asset(key=role, role=role, name=str(data.get("type") or label), url=url, source_task=key)]
-            ctx.download_assets(assets, refresh_url=lambda a: self._refresh(ctx, a))
+            self._fetch_recovered(ctx, key, label, task_id, data)
             return
         raise ProviderError(f"Meshy has no task {task_id}: results are kept for 3 days, and only the "
                             "account that made a task can see it")
 
-    def cancel_remote(self, ctx: Any) -> None:
-        meshy_rigging.cancel_tasks(ctx)
+    def _fetch_recovered(self, ctx: ProviderContext, key: str, label: str, task_id: str, data: Any) -> None:
+        """Adopt the task found under `key`, wait for it and download its result."""
+        ctx.adopt_task(key, label, task_id)
+        tasks = ctx.poll([key], lambda t: self._fetch(ctx, t),
+                         on_change=lambda job: meshy_api.stage(ctx, label, key, 0.0, 0.9))
+        urls = tasks[key].result_urls
+        if urls.get("thumbnail_url"):
+            ctx.download_preview(urls["thumbnail_url"])
+        if key == "rig":
+            assets = meshy_rigging.character_assets(ctx)
+        else:
+            url = (urls.get("glb") or urls.get("animation_glb_url") or urls.get("fbx")
+                   or urls.get("animation_fbx_url"))
+            if not url:
+                raise ProviderError(f"Meshy task {task_id} has no model file to download")
+            role: Literal["rigged", "model"] = "rigged" if key == "anim" else "model"
+            name = str(data.get("type") or label) if isinstance(data, dict) else label
+            assets = [Asset(key=role, role=role, name=name, url=url, source_task=key)]
+        ctx.download_assets(assets, refresh_url=lambda a: self._refresh(ctx, a))
+
+    def cancel_remote(self, ctx: ProviderContext) -> None:
+        meshy_api.cancel_tasks(ctx)
 
 
 def _model_options(opts: dict[str, Any], *, rig: bool = False) -> dict[str, Any]:
@@ -322,75 +336,5 @@ def _remesh_options(opts: dict[str, Any], *, rig: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"should_remesh": remesh}
     if remesh:
         body["topology"] = opts.get("topology", "triangle")
-        body["target_polycount"] = int(opts.get("target_polycount") or meshy_rigging.RIG_POLYCOUNT)
+        body["target_polycount"] = int(opts.get("target_polycount") or meshy_api.RIG_POLYCOUNT)
     return body
-
-
-# What to do about a FAILED task, by Meshy's documented task_error types. Failed tasks are refunded.
-_ERROR_HINTS = {
-    "invalid_input": "Change the input and generate again (Meshy refunds failed tasks).",
-    "timeout": "This is usually temporary: press Retry (Meshy refunds failed tasks).",
-    "service_unavailable": "Meshy is overloaded or down for maintenance: press Retry later (failed tasks are "
-                           "refunded).",
-    "server_error": "Meshy had an internal error: press Retry (failed tasks are refunded).",
-}
-
-
-def explained(data: dict[str, Any]) -> TaskSnapshot:
-    """snapshot(), with what to do about a failure added to Meshy's own message."""
-    snap = snapshot(data)
-    error = data.get("task_error")
-    if snap.state is not JobState.FAILED or not isinstance(error, dict):
-        return snap
-    hint = _ERROR_HINTS.get(str(error.get("type") or ""))
-    if not hint:
-        return snap
-    text = f"{(snap.error or 'no reason given').rstrip('. ')}. {hint}"
-    return TaskSnapshot(state=snap.state, progress=snap.progress, queue_position=snap.queue_position,
-                        result_urls=dict(snap.result_urls), error=text, error_code=snap.error_code)
-
-
-def snapshot(data: dict[str, Any]) -> TaskSnapshot:
-    """Map a Meshy task object (any type) to the common shape."""
-    status = str(data.get("status", ""))
-    state = _STATES.get(status)
-    if state is None:
-        raise ProviderError(f"Meshy reported an unknown task status {status!r}")
-    urls: dict[str, str] = {}
-    if isinstance(data.get("thumbnail_url"), str) and data["thumbnail_url"]:
-        urls["thumbnail_url"] = data["thumbnail_url"]
-    model_urls = data.get("model_urls")
-    if model_urls is not None and not isinstance(model_urls, dict):
-        # The result links themselves are unreadable: a protocol error (the task stays to poll on Retry).
-        raise TypeError(f"model_urls is a {type(model_urls).__name__}, not an object")
-    for name, value in (model_urls or {}).items():
-        if isinstance(value, str) and value:
-            urls[name] = value
-    result = data.get("result") or {}
-    if isinstance(result, dict):
-        for name, value in result.items():
-            if isinstance(value, str) and value:
-                urls[name] = value
-        basics = result.get("basic_animations")
-        if basics is not None and not isinstance(basics, dict):
-            raise TypeError(f"basic_animations is a {type(basics).__name__}, not an object")
-        for name, value in (basics or {}).items():
-            if isinstance(value, str) and value:
-                urls[name] = value
-    error = data.get("task_error") or {}
-    # task_error is documented as an object; given as plain text, those are still Meshy's words.
-    message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
-    code = (error.get("code") or error.get("type")) if isinstance(error, dict) else None
-    queue = data.get("preceding_tasks")
-    raw_progress = data.get("progress")
-    # A wrong-typed progress must not cost a finished result: it is only a progress bar.
-    progress = int(raw_progress) if isinstance(raw_progress, int | float) and not isinstance(raw_progress, bool) \
-        and -1e9 < raw_progress < 1e9 else 0
-    return TaskSnapshot(
-        state=state,
-        progress=max(0, min(100, progress)),
-        queue_position=int(queue) if isinstance(queue, int) and state is JobState.PENDING else None,
-        result_urls=urls,
-        error=str(message) if message else None,
-        error_code=str(code) if code and state is JobState.FAILED else None,
-    )

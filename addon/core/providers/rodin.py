@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..capabilities import Capability
 from ..errors import AuthError, InputError, ProviderError, QuotaError
 from ..formats import sniff_bytes
 from ..http import SlotWait
-from ..models import Asset, GenerationRequest, InputKind, JobState, RemoteTask
-from .base import OptionSpec, Output, Provider, TaskSnapshot
+from ..models import GenerationRequest, InputKind, Job, JobState, RemoteTask
+from .base import OptionSpec, Output, TaskSnapshot, balance_of
+from .context import ProviderContext, task_of
+from .polled import SingleTaskProvider
 
 if TYPE_CHECKING:
     from ..http import ApiClient
@@ -37,6 +41,8 @@ DOWNLOAD_PATH = "/v2/download"
 BALANCE_PATH = "/v2/check_balance"
 MAX_IMAGES = 5
 TASK_KEY = "model"
+# Recovering a task made elsewhere: the first of these formats its download list offers.
+RECOVERED_FORMATS = ("glb", "fbx", "obj", "usdz", "stl")
 # Kept with the task in the journal: status is asked by subscription key, not by task uuid.
 SUBSCRIPTION_FIELD = "subscription_key"
 
@@ -157,17 +163,18 @@ def pick_model(files: Any, fmt: str) -> tuple[str, str] | None:
     return candidates[0]
 
 
-class RodinProvider(Provider):
+class RodinProvider(SingleTaskProvider):
     id: ClassVar[str] = "rodin"
     label: ClassVar[str] = "Hyper3D Rodin"
     default_base_url: ClassVar[str] = "https://api.hyper3d.com/api"
     inputs: ClassVar[frozenset[InputKind]] = frozenset({"image", "multi_image", "text"})
     outputs: ClassVar[frozenset[Output]] = frozenset({"model"})
-    can_recover: ClassVar[bool] = True
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"recover", "balance"})
+    task_key: ClassVar[str] = TASK_KEY
     max_images: ClassVar[int] = MAX_IMAGES
-    # Longest side of a picture sent (larger ones are downscaled on the Blender side, and the job says so).
     # No documented limit: larger pictures only make the upload slower and risk the body size limits.
-    max_image_side: ClassVar[int] = 4096
+    max_image_side: ClassVar[int | None] = 4096
+    result_front: ClassVar[str | None] = "-Y"  # glTF's convention
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("tier", "Tier", "enum", "Gen-2", "Rodin model generation (Gen-2.5 Extreme High costs 1 credit)",
                    items=tuple((t, t.replace("-", " "), "") for t in TIERS)),
@@ -199,50 +206,38 @@ class RodinProvider(Provider):
         return price + (HIGH_PACK_PRICE if opts.get("high_pack") else 0.0)
 
     def balance(self, client: ApiClient) -> float | None:
-        data = check_body(client.request("GET", BALANCE_PATH).json(), "balance request")
-        value = data.get("balance")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ProviderError(f"Rodin answered the balance request without a balance: {str(data)[:200]}")
-        return float(value)
+        return balance_of(check_body(client.request("GET", BALANCE_PATH).json(), "balance request"), self.label)
 
-    # -- pipeline ----------------------------------------------------------------------------------
+    # -- pipeline (polled.SingleTaskProvider) ------------------------------------------------------
 
-    def run(self, ctx: Any) -> None:
-        request: GenerationRequest = ctx.request
-        if request.kind == "task":
-            self.recover(ctx)
-            return
-        images = self.input_files(ctx) if request.kind != "text" else []
-        ctx.set_stage("Model: submitting", 0.0)
-        ctx.submit_once(TASK_KEY, "Model", lambda: self._submit(ctx, images))
-        ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
-        fmt = str(request.options.get("geometry_file_format") or "glb")
-        self._download_model(ctx, fmt)
+    def creator(self, ctx: ProviderContext) -> Callable[[], str]:
+        images = self.input_files(ctx) if ctx.request.kind != "text" else []
+        return lambda: self._submit(ctx, images)
 
-    def recover(self, ctx: Any) -> None:
-        """A task made elsewhere, by its uuid: Rodin keeps results 7 days and lists them by uuid."""
-        uuid = str(ctx.request.options["task_id"])
-        ctx.set_stage("Looking up the task", 0.0)
-        files = self._download_list(ctx, uuid)  # NO_SUCH_TASK for an unknown uuid
-        fmt = next((f for f in ("glb", "fbx", "obj", "usdz", "stl") if pick_model(files, f)), "glb")
-        ctx.adopt_task(TASK_KEY, "Model", uuid)
-        ctx.poll([TASK_KEY], lambda t: self._fetch(ctx, t), on_change=lambda job: self._stage(ctx))
-        self._download_model(ctx, fmt)
+    def look_up(self, ctx: ProviderContext, remote_id: str) -> None:
+        """Rodin keeps results 7 days and lists them by task uuid: NO_SUCH_TASK for one it does not know."""
+        self._download_list(ctx, remote_id)
 
-    def _download_model(self, ctx: Any, fmt: str) -> None:
-        name, url = self._model_link(ctx, fmt)
-        ctx.download_assets([Asset(key="model", role="model", name="Model", url=url, source_task=TASK_KEY)],
-                            refresh_url=lambda asset: self._model_link(ctx, fmt)[1])
-        log.info("job %s: Rodin model %s downloaded", ctx.job_id, name)
+    def status(self, ctx: ProviderContext, task: RemoteTask) -> TaskSnapshot:
+        key = task.result_urls.get(SUBSCRIPTION_FIELD)
+        if not key:
+            # No subscription key (should not happen): the download list shows when the model exists.
+            files = self._download_list(ctx, task.remote_id or "")
+            found = pick_model(files, self._format(ctx, files))
+            return TaskSnapshot(state=JobState.SUCCEEDED if found else JobState.RUNNING, progress=100 if found else 0)
+        data = check_body(ctx.client.request("POST", STATUS_PATH, json={"subscription_key": key}).json(),
+                          "status request")
+        # Keep the subscription key with the task when the runner stores the final snapshot.
+        return aggregate(data.get("jobs")).amended(result_urls={SUBSCRIPTION_FIELD: key})
 
-    def _stage(self, ctx: Any) -> None:
-        task = ctx.job().task(TASK_KEY)
-        if task is None:
-            return
-        if task.queue_position:
-            ctx.set_stage(f"Model: queued ({task.queue_position} ahead)", 0.0)
-        else:
-            ctx.set_stage(f"Model: {task.progress}%", 0.9 * task.progress / 100)
+    def result_link(self, ctx: ProviderContext) -> str:
+        """The download list's model in the job's format (links last about ten minutes: asked at once)."""
+        name, url = self._model_link(ctx)
+        log.info("job %s: Rodin model %s", ctx.job_id, name)
+        return url
+
+    def fresh_link(self, ctx: ProviderContext) -> str:
+        return self._model_link(ctx)[1]
 
     # -- wire format -------------------------------------------------------------------------------
 
@@ -267,7 +262,7 @@ class RodinProvider(Provider):
             fields.append(("addons", json.dumps(["HighPack"])))  # a JSON array string, as Rodin expects
         return fields
 
-    def _submit(self, ctx: Any, images: list[bytes]) -> str:
+    def _submit(self, ctx: ProviderContext, images: list[bytes]) -> str:
         request: GenerationRequest = ctx.request
         if request.kind == "text" and not (request.prompt or "").strip():
             raise InputError("Rodin text to 3D needs a prompt")
@@ -284,7 +279,7 @@ class RodinProvider(Provider):
         if not isinstance(task_uuid, str) or not task_uuid:
             raise ProviderError(f"Rodin accepted the request but returned no task uuid: {str(data)[:200]}")
         if isinstance(key, str) and key:
-            def remember(job: Any) -> None:
+            def remember(job: Job) -> None:
                 task = job.task(TASK_KEY)
                 if task is not None:
                     task.result_urls[SUBSCRIPTION_FIELD] = key
@@ -292,28 +287,20 @@ class RodinProvider(Provider):
             ctx.edit(remember)
         return task_uuid
 
-    def _fetch(self, ctx: Any, task: RemoteTask) -> TaskSnapshot:
-        key = task.result_urls.get(SUBSCRIPTION_FIELD)
-        if not key:
-            # No subscription key (should not happen): the download list shows when the model exists.
-            fmt = str(ctx.request.options.get("geometry_file_format") or "glb")
-            found = pick_model(self._download_list(ctx, task.remote_id or ""), fmt)
-            return TaskSnapshot(state=JobState.SUCCEEDED if found else JobState.RUNNING, progress=100 if found else 0)
-        data = check_body(ctx.client.request("POST", STATUS_PATH, json={"subscription_key": key}).json(),
-                          "status request")
-        snap = aggregate(data.get("jobs"))
-        # Keep the subscription key with the task when the runner stores the final snapshot.
-        return TaskSnapshot(state=snap.state, progress=snap.progress, queue_position=snap.queue_position,
-                            result_urls={SUBSCRIPTION_FIELD: key}, error=snap.error, error_code=snap.error_code)
-
-    def _download_list(self, ctx: Any, task_uuid: str) -> Any:
+    def _download_list(self, ctx: ProviderContext, task_uuid: str) -> Any:
         data = check_body(ctx.client.request("POST", DOWNLOAD_PATH, json={"task_uuid": task_uuid}).json(),
                           "download request")
         return data.get("list")
 
-    def _model_link(self, ctx: Any, fmt: str) -> tuple[str, str]:
-        task = ctx.job().task(TASK_KEY)
-        files = self._download_list(ctx, task.remote_id)
+    def _format(self, ctx: ProviderContext, files: Any) -> str:
+        """The model format to download: the job's option; recovering, the first one the task offers."""
+        if ctx.request.kind != "task":
+            return str(ctx.request.options.get("geometry_file_format") or "glb")
+        return next((f for f in RECOVERED_FORMATS if pick_model(files, f)), "glb")
+
+    def _model_link(self, ctx: ProviderContext) -> tuple[str, str]:
+        files = self._download_list(ctx, task_of(ctx, TASK_KEY).remote_id or "")
+        fmt = self._format(ctx, files)
         found = pick_model(files, fmt)
         if found is None:
             offered = [str(f.get("name")) for f in files if isinstance(f, dict)] if isinstance(files, list) else []
