@@ -1,7 +1,8 @@
 """Scripting API, for the Python console and `blender -b -P` scripts::
 
     from bl_ext.user_default.marionette import api
-    job_id = api.submit("meshy", image="/path/hero.png", rig=True, animations=["Idle", 92])
+    job_id = api.submit(PROVIDER_ID, image="/path/hero.png", rig=True, animations=["Idle", 92])
+    # PROVIDER_ID: a provider id from the README (each provider says what it takes and gives)
     info = api.wait(job_id, timeout=900)      # pumps the same timer callback the UI uses
     print(info.state, info.objects, info.actions)
 
@@ -123,10 +124,11 @@ def add_animations(armature: Any, animations: Iterable[int | str], options: dict
     obj = bpy.data.objects.get(armature) if isinstance(armature, str) else armature
     if not isinstance(obj, bpy.types.Object):
         raise InputError(f"{armature!r} is not an object in this file")
-    prov = session.get().providers["meshy"]
+    prov = session.get().provider_for("add_animations", _jobs.rig_provider(obj))
     options = dict(options or {})
     _height, in_place = _scene_fit_options(options)
-    return _jobs.submit_add_animations(obj, _animations(prov, animations), options=options, in_place=in_place).id
+    return _jobs.submit_add_animations(obj, _animations(prov, animations), provider_id=prov.id, options=options,
+                                       in_place=in_place).id
 
 
 def export(armature: Any, path: str | Path, preset: str = "godot") -> str:

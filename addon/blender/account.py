@@ -58,7 +58,7 @@ def pump() -> bool:
             log.exception("balance of %s", provider_id)
             _text[provider_id] = f"Balance unavailable: {exc.__class__.__name__}"
         else:
-            unit = getattr(provider, "balance_unit", "credits")
+            unit = provider.balance_unit
             _text[provider_id] = (f"Balance: {value:g} {unit}" if value is not None
                                   else f"{provider.label} does not report a balance")
         changed = True

@@ -11,7 +11,6 @@ import bpy
 
 from ..core.errors import ConfigError, ImportFailed, InputError
 from ..core.models import AnimationChoice, GenerationRequest, InputKind, Job, JobState, Placement
-from ..core.providers import meshy_rigging
 from ..core.runner import InputFile
 from . import exporter, session, timer
 
@@ -20,6 +19,8 @@ log = logging.getLogger(__name__)
 JOB_ID_PROP = "marionette_job_id"
 RIG_TASK_PROP = "marionette_rig_task_id"
 RIG_CREATED_PROP = "marionette_rig_created_at"
+# Which provider made the rig (characters imported before this was recorded: the one that adds animations).
+RIG_PROVIDER_PROP = "marionette_rig_provider"
 
 
 def _ready(provider_id: str) -> session.Session:
@@ -57,7 +58,7 @@ def submit(
     if kind in ("image", "multi_image") and files:
         provider = current.providers[provider_id]
         fitted, note = exporter.fit_images([(f.name, f.data) for f in files],
-                                           getattr(provider, "max_image_side", None), provider.label)
+                                           provider.max_image_side, provider.label)
         files = [InputFile(name, data) for name, data in fitted]
     request = GenerationRequest(provider=provider_id, kind=kind, name=name or "Character", prompt=prompt,
                                 rig=rig, animations=list(animations), options=dict(options or {}),
@@ -73,7 +74,7 @@ def submit_mesh(
     context: bpy.types.Context,
     objects: list[bpy.types.Object],
     *,
-    provider_id: str = "meshy",
+    provider_id: str | None = None,
     name: str = "",
     facing: str = "-Y",
     height: float | None = None,
@@ -82,23 +83,29 @@ def submit_mesh(
     options: dict[str, Any] | None = None,
     in_place: bool = False,
 ) -> Job:
-    """Rig (and animate) the artist's mesh(es): exported joined to GLB, the scene untouched. The result
-    gets the height sent to Meshy (height_meters)."""
+    """Rig (and animate) the artist's mesh(es): exported joined to GLB, the scene untouched, with the
+    provider that rigs meshes (or the one named). The result gets the height sent with it."""
     current = session.get()
+    provider = current.provider_for("rig_mesh", provider_id)
+    provider_id = provider.id
     problem = current.problem(provider_id)
     if problem:  # before exporting anything
         raise ConfigError(problem)
     opts = dict(options or {})
     exporter.check_meshes(objects)
     faces = exporter.face_count(context, objects)
-    if faces > meshy_rigging.MAX_RIG_FACES and not opts.get("remesh_first"):
-        raise InputError(f"{objects[0].name} has {faces:,} faces; Meshy rigs up to "
-                         f"{meshy_rigging.MAX_RIG_FACES:,}. Turn on Remesh First (with a target polycount) or "
-                         "decimate the mesh.")
+    limit = provider.max_rig_faces
+    if limit is not None and faces > limit and not opts.get("remesh_first"):
+        remesh = "Turn on Remesh First (with a target polycount) or decimate" if provider.can("remesh") else "Decimate"
+        raise InputError(f"{objects[0].name} has {faces:,} faces; {provider.label} rigs up to {limit:,}. "
+                         f"{remesh} the mesh.")
     exported = exporter.export_meshes(context, objects, facing)
-    opts["height_meters"] = round(height if height else exported.height, 3)
-    if opts["height_meters"] <= 0:
-        raise InputError(f"{objects[0].name} is flat (no height): Meshy needs a standing character")
+    height_option = provider.rig_height_option
+    stated = round(height if height else exported.height, 3)
+    if stated <= 0:
+        raise InputError(f"{objects[0].name} is flat (no height): {provider.label} needs a standing character")
+    if height_option:
+        opts[height_option] = stated
     files = [InputFile("character.glb", exported.glb)]
     if exported.texture:
         files.append(InputFile("base_color.png", exported.texture))
@@ -112,21 +119,31 @@ def rigged_by_marionette(obj: bpy.types.Object | None) -> bool:
     return bool(obj is not None and obj.type == "ARMATURE" and obj.get(RIG_TASK_PROP))
 
 
+def rig_provider(armature: bpy.types.Object) -> str | None:
+    """The id of the provider that rigged a Marionette character, where it was recorded."""
+    value = armature.get(RIG_PROVIDER_PROP)
+    return str(value) if value else None
+
+
 def submit_add_animations(
     armature: bpy.types.Object,
     animations: Sequence[AnimationChoice],
     *,
-    provider_id: str = "meshy",
+    provider_id: str | None = None,
     options: dict[str, Any] | None = None,
     in_place: bool = False,
 ) -> Job:
-    """More animations for a character Marionette rigged, without rigging it again."""
+    """More animations for a character Marionette rigged, without rigging it again (by the provider that
+    rigged it, else the one that adds animations)."""
     if not rigged_by_marionette(armature):
         raise InputError(f"{armature.name} was not rigged by Marionette: select a character it rigged")
     if not animations:
         raise InputError("Choose at least one animation to add")
+    current = session.get()
+    provider = current.provider_for("add_animations", provider_id or rig_provider(armature))
     created = armature.get(RIG_CREATED_PROP)
-    meshy_rigging.check_rig_age(float(created) if created else None)
+    provider.check_rig_age(float(created) if created else None)
+    provider_id = provider.id
     opts = dict(options or {})
     opts["rig_task_id"] = str(armature[RIG_TASK_PROP])
     return submit(provider_id, kind="armature", name=f"{armature.name} animations", rig=True,
@@ -172,19 +189,14 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     job = current.store.get(job_id)
     if job.state is not JobState.SUCCEEDED:
         raise InputError(f"Job {job.request.name!r} has nothing to import yet ({job.state.value.lower()})")
-    chosen = [f"anim:{c.action_id}" for c in job.request.animations]
-    basics = [a.key for a in job.assets if a.role == "animation" and a.key not in chosen]
-    animations = []
-    for key in chosen + basics:
-        asset = job.asset(key)
-        if asset and asset.path:
-            animations.append((asset.name, Path(asset.path)))
+    provider = current.providers[job.provider]
+    animations = [(asset.name, Path(asset.path)) for asset in provider.animation_files(job) if asset.path]
     ctx = context or bpy.context
     if job.request.kind == "armature":
         return _import_added_animations(job, animations, ctx)
     if any(a.role == "image" for a in job.assets):
         return _load_images(job, ctx)
-    main = job.asset("rigged") or job.asset("model")
+    main = provider.main_file(job)
     if main is None or not main.path or not Path(main.path).is_file():
         raise InputError(f"The result files of {job.request.name!r} are missing from {current.store.job_dir(job_id)}")
     placement = job.request.placement
@@ -199,10 +211,9 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
     if result.armature:
         armature = bpy.data.objects[result.armature]
         armature[JOB_ID_PROP] = job.id
-        rig = job.task("rig")
-        if rig and rig.remote_id:
-            armature[RIG_TASK_PROP] = rig.remote_id
-            armature[RIG_CREATED_PROP] = rig.submitted_at or job.created_at
+        if rig := provider.rig_of(job):
+            armature[RIG_TASK_PROP], armature[RIG_CREATED_PROP] = rig
+            armature[RIG_PROVIDER_PROP] = job.provider
     if placement.hide_source:
         for name in placement.source_objects:
             source = bpy.data.objects.get(name)
@@ -235,19 +246,20 @@ def import_job(job_id: str, context: bpy.types.Context | None = None) -> Job:
 
 def scene_fit(job: Job) -> Any:
     """How the job's character is fitted to the scene: the Height setting, else the height the provider
-    was asked for (Meshy's height_meters, for a rig), else as delivered; the provider's front."""
-    from . import importer, normalize
+    was asked for (a rig made to a stated height), else as delivered; the provider's front."""
+    from . import importer
 
     placement, request = job.request.placement, job.request
     height = placement.height
     stated = None
     provider = session.get().providers.get(job.provider)
-    if provider is not None and job.provider == "meshy" and request.rig:  # the rig is made this tall
-        spec = next((o for o in provider.options if o.name == "height_meters"), None)
-        stated = request.options.get("height_meters", spec.default if spec is not None else None)
+    option = provider.rig_height_option if provider is not None else None
+    if provider is not None and option and request.rig:  # the rig is made this tall
+        spec = next((o for o in provider.options if o.name == option), None)
+        stated = request.options.get(option, spec.default if spec is not None else None)
     if height is None and isinstance(stated, int | float) and stated > 0:
         height = float(stated)
-    return importer.SceneFit(height=height, facing=normalize.PROVIDER_FRONT.get(job.provider),
+    return importer.SceneFit(height=height, facing=provider.result_front if provider is not None else None,
                              recentre=placement.location is None, in_place=placement.in_place)
 
 

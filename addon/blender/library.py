@@ -31,7 +31,7 @@ else:  # loaded on first use, not when Marionette is enabled
 
 log = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {"catalogs": {}, "future": None, "error": None, "synced": None, "provider": "meshy",
+_state: dict[str, Any] = {"catalogs": {}, "future": None, "error": None, "synced": None, "provider": "",
                           "previews": None, "online": False, "arrived": False}
 
 
@@ -156,9 +156,19 @@ def status() -> str:
     return f"{len(current.entries)} animations, fetched {time.strftime('%Y-%m-%d', time.localtime(current.fetched_at))}"
 
 
+def catalog_provider(current: session.Session) -> Any:
+    """The provider whose library the panel shows by default: the first that serves a catalog, else the
+    first with animations to choose."""
+    providers = list(current.providers.values())
+    return next((p for p in providers if p.can("animation_catalog")), None) or current.provider_for("animations")
+
+
 def _cache(provider_id: str) -> core_catalog.CatalogCache:
-    name = "animation_library.json" if provider_id == "meshy" else f"animation_library_{provider_id}.json"
-    return core_catalog.CatalogCache(session.get().root / name)
+    current = session.get()
+    # The default library keeps the file name it always had, so an existing cache stays valid.
+    default = catalog_provider(current).id
+    name = "animation_library.json" if provider_id == default else f"animation_library_{provider_id}.json"
+    return core_catalog.CatalogCache(current.root / name)
 
 
 def _fetchable() -> bool:
@@ -172,13 +182,15 @@ def refresh() -> None:
         return
     current = session.get()
     provider_id = _state["provider"]
+    provider = current.providers[provider_id]
     base = current.config(provider_id).base_url
     online = bpy.app.online_access
+    cache = _cache(provider_id)
     future: Future[core_catalog.Catalog] = Future()
 
     def work() -> None:
         try:
-            future.set_result(_cache(provider_id).fetch(base, online_access=online))
+            future.set_result(cache.fetch(base, online_access=online, read=provider.fetch_animation_catalog))
         except BaseException as exc:
             future.set_exception(exc)
 
@@ -196,12 +208,13 @@ def pump() -> bool:
     provider_id = props.provider if props is not None else _state["provider"]
     provider = current.providers.get(provider_id)
     if provider is None or not provider.common_animations:
-        provider_id, provider = "meshy", current.providers["meshy"]
+        provider = catalog_provider(current)
+        provider_id = provider.id
     _state["provider"] = provider_id
     catalogs: dict[str, core_catalog.Catalog] = _state["catalogs"]
     if provider_id not in catalogs:
         cached = _cache(provider_id).load() if provider.fetches_animation_catalog else None
-        catalogs[provider_id] = cached or _builtin(provider_id, provider.common_animations)
+        catalogs[provider_id] = cached or _builtin(provider)
     online = bool(bpy.app.online_access)
     if online and not _state["online"] and _state["previews"] is not None:
         _state["previews"].forget()  # online access was just turned on: try the refused previews again
@@ -213,7 +226,7 @@ def pump() -> bool:
     if future is not None and future.done():
         _state["future"] = None
         try:
-            catalogs[_state.get("fetching", provider_id)] = future.result()
+            catalogs[_state.pop("fetching", provider_id)] = future.result()
         except MarionetteError as exc:
             _state["error"] = str(exc)
         except Exception as exc:
@@ -245,9 +258,9 @@ def _sync(current: core_catalog.Catalog) -> None:
     _state["synced"] = current
 
 
-def _builtin(provider_id: str, choices: Any) -> core_catalog.Catalog:
-    catalog = core_catalog.builtin(choices)
-    if provider_id == "claythis":  # Quaternius clip names say what they are
+def _builtin(provider: Any) -> core_catalog.Catalog:
+    catalog = core_catalog.builtin(provider.common_animations)
+    if not provider.can("animation_catalog"):  # only clip names: they say what they are (Quaternius's do)
         for entry in catalog.entries:
             entry.category = entry.category or motion_categories.motion_category(entry.name)
     return catalog

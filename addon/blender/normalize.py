@@ -43,10 +43,8 @@ log = logging.getLogger(__name__)
 
 # Rotation about Z that turns a character looking along the key's axis to look along -Y.
 FACING_TO_FRONT = {"-Y": 0.0, "+X": -math.pi / 2.0, "+Y": math.pi, "-X": math.pi / 2.0}
-# The front each provider's files have once Blender's importers converted them: Meshy documents +Z (glTF's
-# front) for its rigging input, which Blender's glTF importer turns into -Y; Claythis's Quaternius
-# characters and the other glTF providers follow glTF's convention too.
-PROVIDER_FRONT = {"meshy": "-Y", "claythis": "-Y", "rodin": "-Y", "image3d": "-Y"}
+# Each provider declares the front its files have once Blender's importers converted them
+# (Provider.result_front); the importer passes it in SceneFit.facing.
 MAX_BONE_FRACTION = 0.25  # of the character's height
 FALLBACK_BONE_FRACTION = 0.05
 KEY_SCALE_PROP = "marionette_unit"  # on the armature: file units -> metres factor its location keys got

@@ -117,7 +117,10 @@ def _generate(op: bpy.types.Operator, context: bpy.types.Context, kind: str,
 
     def send() -> Said:
         if kind == "mesh":
-            height = None if props.mesh_height_auto else float(props.meshy_options.height_meters)
+            height_option = provider.rig_height_option
+            group = getattr(props, f"{provider.id}_options")
+            height = (None if props.mesh_height_auto or not height_option
+                      else float(getattr(group, height_option)))
             job = jobs.submit_mesh(context, list(context.selected_objects), provider_id=provider.id,
                                    name=props.job_name, facing=props.mesh_facing, height=height,
                                    hide_original=props.hide_original, animations=animations, options=options,
@@ -162,16 +165,26 @@ class MARIONETTE_OT_rig_selected_mesh(bpy.types.Operator):
         if not context.selected_objects:
             cls.poll_message_set("Select the character's mesh first")
             return False
-        problem = current.problem("meshy")
+        problem = current.problem(_mesh_rigger(current, context).id)
         if problem:
             cls.poll_message_set(problem)
             return False
         return True
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        if "mesh" not in session.get().providers[_settings(context).provider].inputs:
-            _settings(context).provider = "meshy"
+        _settings(context).provider = _mesh_rigger(session.get(), context).id
         return _generate(self, context, "mesh")
+
+
+def _mesh_rigger(current: session.Session, context: bpy.types.Context) -> Any:
+    """The provider the panel has chosen when it rigs meshes, else the first that does."""
+    chosen = current.providers.get(_settings(context).provider)
+    return chosen if chosen is not None and chosen.can("rig_mesh") else current.provider_for("rig_mesh")
+
+
+def _animator(current: session.Session, armature: bpy.types.Object) -> Any:
+    """The provider that adds animations to this character: the one that rigged it, where recorded."""
+    return current.provider_for("add_animations", jobs.rig_provider(armature))
 
 
 class MARIONETTE_OT_add_animations(bpy.types.Operator):
@@ -185,10 +198,11 @@ class MARIONETTE_OT_add_animations(bpy.types.Operator):
         current = session.active()
         if current is None:
             return False
-        if not jobs.rigged_by_marionette(context.active_object):
+        armature = context.active_object
+        if armature is None or not jobs.rigged_by_marionette(armature):
             cls.poll_message_set("Select a character that Marionette rigged")
             return False
-        problem = current.problem("meshy")
+        problem = current.problem(_animator(current, armature).id)
         if problem:
             cls.poll_message_set(problem)
             return False
@@ -196,12 +210,12 @@ class MARIONETTE_OT_add_animations(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         props = _settings(context)
-        provider = session.get().providers["meshy"]
         armature = context.active_object
         assert armature is not None  # poll checked
+        provider = _animator(session.get(), armature)
 
         def send() -> str:
-            job = jobs.submit_add_animations(armature, library.chosen(context),
+            job = jobs.submit_add_animations(armature, library.chosen(context), provider_id=provider.id,
                                              options=settings.options_of(props, provider, "armature"),
                                              in_place=props.in_place)
             return (f"Marionette: {len(job.request.animations)} animations requested for {armature.name}, "
@@ -211,17 +225,17 @@ class MARIONETTE_OT_add_animations(bpy.types.Operator):
 
 
 class MARIONETTE_OT_refresh_animation_library(bpy.types.Operator):
-    """Fetch Meshy's animation library again (it is cached on disk with its date)"""
+    """Fetch the provider's animation library again (it is cached on disk with its date)"""
 
     bl_idname = "marionette.refresh_animation_library"
-    bl_label = "Refresh Meshy Animation Library"
+    bl_label = "Refresh Animation Library"
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         current = session.active()
         if current is None:
             return False
-        cfg = current.config("meshy")
+        cfg = current.config(library.catalog_provider(current).id)
         from ..core import netpolicy
 
         if not netpolicy.is_loopback_url(cfg.base_url) and not bpy.app.online_access:

@@ -33,11 +33,9 @@ from .lazy import lazy_import
 if TYPE_CHECKING:
     from ..core import models
     from ..core.models import AnimationChoice
-    from ..core.providers import meshy_rigging
     from . import jobs, retarget
 else:  # the core, the job logic and numpy: loaded on first use, not when Marionette is enabled
     models = lazy_import("..core.models", __package__)
-    meshy_rigging = lazy_import("..core.providers.meshy_rigging", __package__)
     jobs = lazy_import(".jobs", __package__)
     retarget = lazy_import(".retarget", __package__)
 
@@ -69,7 +67,8 @@ def _norm(text: str) -> str:
 def _rig_is_fresh(obj: bpy.types.Object) -> bool:
     created = obj.get(jobs.RIG_CREATED_PROP)
     try:
-        meshy_rigging.check_rig_age(float(created) if created else None)
+        provider = session.get().provider_for("add_animations", jobs.rig_provider(obj))
+        provider.check_rig_age(float(created) if created else None)
     except MarionetteError:
         return False
     return True
@@ -283,11 +282,13 @@ class MARIONETTE_OT_animate_my_rig(bpy.types.Operator):
 
         def work() -> str:
             props = context.scene.marionette  # type: ignore[attr-defined]
-            provider = session.get().providers["meshy"]
             wanted = library.chosen(context)
             in_place = bool(retarget_ui.props(context).in_place)
             rig = reusable_rig(wanted) if wanted else None
             kind = "armature" if rig is not None else "mesh"
+            current = session.get()
+            provider = (current.provider_for("add_animations", jobs.rig_provider(rig)) if rig is not None
+                        else current.provider_for("rig_mesh"))
             options = settings.options_of(props, provider, kind)
             job_id, made = animate_my_rig(context, target, wanted, in_place=in_place, options=options)
             if job_id is None:

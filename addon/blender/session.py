@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 import bpy
 
-from ..core.errors import ConfigError  # stdlib only: cheap at start
+from ..core.errors import ConfigError, InputError  # stdlib only: cheap at start
 
 if TYPE_CHECKING:
+    from ..core.capabilities import Capability
     from ..core.http import ProviderConfig
     from ..core.providers.base import Provider
 
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 
 # The extension's own package ("bl_ext.user_default.marionette" when installed).
 PACKAGE = __package__.rpartition(".")[0] if __package__ else "marionette"
+
+
+# What each capability lets an artist do, for messages.
+CAPABILITY_WORDS = {"rig_mesh": "rig a selected mesh", "add_animations": "add animations to a character",
+                    "animation_catalog": "fetch an animation library", "recover": "recover a task by its id",
+                    "balance": "tell its balance", "rig": "rig a character", "remesh": "remesh"}
 
 
 class Session:
@@ -80,6 +87,19 @@ class Session:
         prefs = self.preferences()
         base = getattr(prefs, f"{provider_id}_base_url", "") if prefs else ""
         return core_config.resolve(provider, self.keys.get(provider_id), base)
+
+    def provider_for(self, capability: Capability, provider_id: str | None = None) -> Provider:
+        """The provider named (it must have `capability`), else the first that declares it."""
+        if provider_id is not None:
+            provider = self.providers.get(provider_id)
+            if provider is None or not provider.can(capability):
+                raise InputError(f"{provider.label if provider else provider_id!r} cannot "
+                                 f"{CAPABILITY_WORDS.get(capability, capability)}")
+            return provider
+        for provider in self.providers.values():
+            if provider.can(capability):
+                return provider
+        raise InputError(f"No provider can {CAPABILITY_WORDS.get(capability, capability)}")
 
     def problem(self, provider_id: str) -> str | None:
         from ..core import config as core_config
