@@ -20,7 +20,7 @@ from mathutils import Matrix
 from ..core import png
 from ..core.errors import InputError
 from ..core.formats import PNG_MAGIC, sniff_bytes
-from ..core.runner import MAX_IMAGE_PIXELS, image_size, jpeg_problem, png_problem
+from ..core.images import MAX_IMAGE_PIXELS, image_size, jpeg_problem, png_problem
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,10 @@ at a time (each hop checked against the online-access policy) and never carry cr
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
 import socket
-import struct
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from urllib.parse import urljoin
 import requests
 from urllib3 import exceptions as u3
 
-from . import netpolicy
+from . import gltf, netpolicy
 from .errors import DownloadError, TransientError
 from .formats import sniff_file
 from .http import USER_AGENT, Pacer, Timing, connection_problem
@@ -84,7 +82,6 @@ def download(
     online_access: Callable[[], bool],
     expect: Collection[str] = ("glb", "fbx"),
     max_bytes: int = DEFAULT_MAX_BYTES,
-    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
     """Fetch `url` into `dest`. Resumes a previous `.part` with HTTP Range where the server allows it.
 
@@ -138,8 +135,6 @@ def download(
                         fh.close()
                         part.unlink(missing_ok=True)
                         raise TooLarge(_too_large(received, max_bytes, at_least=True))
-                    if on_progress:
-                        on_progress(received, total)
                     if received - flushed >= WRITE_BEHIND:
                         _start_writeback(fh.fileno(), flushed, received - flushed)
                         flushed = received
@@ -272,17 +267,18 @@ def _glb_problem(path: Path) -> str | None:
     """The GLB header checks out (sniff_file); its first chunk must be a readable glTF JSON document."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
-        head = fh.read(20)
-        if len(head) < 20:
+        first = gltf.first_chunk(fh.read(gltf.HEADER_SIZE + gltf.CHUNK_HEADER_SIZE))
+        if first is None:
             return "The GLB file is cut short"
-        length, chunk_type = struct.unpack_from("<I4s", head, 12)
-        if chunk_type != b"JSON" or length == 0 or 20 + length > size:
+        length, chunk_type = first
+        start = gltf.HEADER_SIZE + gltf.CHUNK_HEADER_SIZE
+        if chunk_type != gltf.JSON_CHUNK or length == 0 or start + length > size:
             return "The GLB file is damaged (no glTF JSON chunk)"
-        if length > 256 << 20:
+        if length > gltf.MAX_JSON_BYTES:
             return "The GLB file is damaged (its JSON chunk is implausibly large)"
         try:
-            doc = json.loads(fh.read(length).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            doc = gltf.load_json(fh.read(length))
+        except ValueError:  # UnicodeDecodeError is one
             return "The GLB file is damaged (its glTF JSON does not parse)"
     if not isinstance(doc, dict) or not isinstance(doc.get("asset"), dict):
         return "The GLB file is damaged (its glTF JSON has no asset description)"

@@ -1,28 +1,26 @@
-"""Recognise files by their first bytes, never by their names: a server may lie about both."""
+"""Recognise files by their first bytes, never by their names: a server may lie about both.
+
+GLB layout is gltf.py's, pictures are images.py's; this module names the kinds Marionette handles."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
-GLB_MAGIC = b"glTF"
+from .gltf import GLB_MAGIC, glb_header, is_glb
+from .images import JPEG_MAGIC, PNG_MAGIC, image_kind
+
+__all__ = ["FBX_MAGIC", "GLB_MAGIC", "JPEG_MAGIC", "PNG_MAGIC", "sniff_bytes", "sniff_file"]
+
 FBX_MAGIC = b"Kaydara FBX Binary  \x00"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def sniff_bytes(head: bytes) -> str | None:
     """Return 'glb', 'fbx', 'png' or 'jpeg' for the start of a file, or None when it is none of them."""
-    if head.startswith(GLB_MAGIC) and len(head) >= 12:
-        version, _length = struct.unpack_from("<II", head, 4)
-        return "glb" if version == 2 else None
+    if glb_header(head) is not None:
+        return "glb" if is_glb(head) else None
     if head.startswith(FBX_MAGIC):
         return "fbx"
-    if head.startswith(PNG_MAGIC):
-        return "png"
-    if head.startswith(JPEG_MAGIC):
-        return "jpeg"
-    return None
+    return image_kind(head)
 
 
 def sniff_file(path: Path) -> str | None:
@@ -31,7 +29,7 @@ def sniff_file(path: Path) -> str | None:
         head = fh.read(32)
     kind = sniff_bytes(head)
     if kind == "glb":
-        _version, declared = struct.unpack_from("<II", head, 4)
-        if declared != path.stat().st_size:
+        header = glb_header(head)
+        if header is None or header[1] != path.stat().st_size:
             return None
     return kind

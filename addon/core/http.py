@@ -409,11 +409,6 @@ def _is_web_page(response: requests.Response) -> bool:
     return kind in ("text/html", "application/xhtml+xml")
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) < 200 else text[:200] + "..."
-
-
 def error_message(response: requests.Response) -> str:
     """The provider's own words for an error, from the usual JSON shapes, else the HTTP reason."""
     try:

@@ -15,7 +15,6 @@ FBX is not imported by Blender at all.
 
 from __future__ import annotations
 
-import json
 import mmap
 import re
 import struct
@@ -24,11 +23,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote
 
+from . import gltf
 from .errors import ImportFailed
 from .formats import FBX_MAGIC, GLB_MAGIC
 
-# A JSON chunk larger than this is not a model from a provider (the GLB check in downloads uses it too).
-MAX_JSON_BYTES = 256 << 20
 # Deeper FBX nesting than this is damage (real files nest fewer than 10 levels).
 MAX_FBX_DEPTH = 64
 _FBX_TEXTURE_NODES = (b"Texture", b"Video")
@@ -49,13 +47,13 @@ def check_model(path: Path, folder: Path | None = None) -> None:
         with open(path, "rb") as fh:
             head = fh.read(32)
         if head.startswith(GLB_MAGIC):
-            refs = list(_gltf_refs(_glb_json(path)))
+            refs = list(_gltf_refs(gltf.read_glb_json(path)))
         elif head.startswith(FBX_MAGIC):
             # Mapped, not read: an FBX may be hundreds of MB and only its node headers are looked at.
             with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 refs = list(_fbx_refs(mapped))
         elif head.lstrip().startswith(b"{"):
-            refs = list(_gltf_refs(_json_doc(path.read_bytes())))
+            refs = list(_gltf_refs(gltf.json_document(path.read_bytes())))
         else:
             return  # not a model that can name other files (the importer refuses what it cannot read)
     except OSError as exc:
@@ -104,32 +102,6 @@ def _show(ref: str) -> str:
 
 
 # -- glTF --------------------------------------------------------------------------------------------
-
-
-def _json_doc(data: bytes) -> dict[str, Any]:
-    if len(data) > MAX_JSON_BYTES:
-        raise ValueError("its glTF JSON is implausibly large")
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ValueError("its glTF JSON is not UTF-8") from exc
-    if not isinstance(document, dict):
-        raise ValueError("its glTF JSON is not an object")
-    return document
-
-
-def _glb_json(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        head = fh.read(20)
-        if len(head) < 20:
-            raise ValueError("the GLB is cut short")
-        length, kind = struct.unpack_from("<I4s", head, 12)
-        if kind != b"JSON" or length > MAX_JSON_BYTES:
-            raise ValueError("the GLB has no readable JSON chunk")
-        data = fh.read(length)
-    if len(data) < length:
-        raise ValueError("the GLB is cut short")
-    return _json_doc(data)
 
 
 def _gltf_refs(document: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from addon.core.fetcher import CORRUPT_DOWNLOAD_ATTEMPTS
 from addon.core.models import Job, JobState
-from addon.core.runner import CORRUPT_DOWNLOAD_ATTEMPTS, JobRunner
+from addon.core.runner import JobRunner
 from tests.emulator import Emulator
 from tests.unit.fault_matrix import (
     ASSET,

@@ -11,8 +11,9 @@ import pytest
 
 from addon.core import png
 from addon.core.errors import InputError
+from addon.core.images import jpeg_problem, png_problem
 from addon.core.models import JobState
-from addon.core.runner import InputFile, JobRunner, jpeg_problem, png_problem
+from addon.core.runner import InputFile, JobRunner
 from tests.emulator import Emulator
 from tests.unit.fault_matrix import PNG, PROVIDERS, Matrix, config, request, run
 

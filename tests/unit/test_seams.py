@@ -19,12 +19,13 @@ import pytest
 from addon.core import capabilities, declared
 from addon.core.errors import InputError, ProviderError
 from addon.core.http import ApiClient, ProviderConfig
+from addon.core.jobcontext import JobContext
 from addon.core.models import AnimationChoice, Asset, GenerationRequest, InputKind, Job, JobState, RemoteTask
 from addon.core.providers import all_providers, meshy_rigging
 from addon.core.providers.base import Provider, TaskSnapshot, balance_of, percent
 from addon.core.providers.context import ProviderContext
 from addon.core.providers.polled import SingleTaskProvider
-from addon.core.runner import InputFile, JobContext, JobRunner
+from addon.core.runner import InputFile, JobRunner
 from addon.core.store import JobStore
 from tests.emulator import Emulator
 from tests.unit.fault_matrix import FAST, PNG, make_glb, wait

@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import InputError, ProviderError
-from ..formats import PNG_MAGIC
+from ..images import PNG_MAGIC
 from ..models import AnimationChoice, Asset, GenerationRequest, Job, TaskStatus
 from .context import ProviderContext, task_of
 from .meshy_api import (
