@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from .formats import PNG_MAGIC
+from .images import PNG_MAGIC
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
