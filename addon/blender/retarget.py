@@ -30,8 +30,7 @@ over; the target's unmapped bones (fingers the source lacks, twist bones...) kee
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,24 @@ from ..core import bonemap
 from ..core.bonemap import BoneInfo, BoneMap
 from ..core.errors import InputError
 from .actions import fcurves
+from .retarget_actions import (
+    _place,
+    _sample_curve,
+    _sample_frames,
+    _slot_for,
+    _write,
+    source_actions,
+)
+from .rotations import (
+    _axis_angle_to_mat,
+    _continuous,
+    _euler_to_mat,
+    _mat_to_quat,
+    _normalized,
+    _quat_to_mat,
+    _rotation_between,
+    _rotation_part,
+)
 
 FloatArray = Any  # numpy arrays (kept loose: numpy's typing is not worth the noise here)
 
@@ -146,17 +163,6 @@ def describe(obj: bpy.types.Object) -> list[BoneInfo]:
     return out
 
 
-def _rotation_part(m: FloatArray) -> FloatArray:
-    """The rotation of a 3x3 (or (..., 3, 3)) matrix with scale: columns normalised."""
-    norms = np.linalg.norm(m, axis=-2, keepdims=True)
-    return m / np.where(norms < 1e-12, 1.0, norms)
-
-
-def _normalized(v: FloatArray) -> FloatArray:
-    n = float(np.linalg.norm(v))
-    return v / n if n > 1e-12 else v
-
-
 def _ankle(rig: Rig, side: str) -> FloatArray:
     """World position of an ankle: the foot's joint, else the shin's tail."""
     if f"foot.{side}" in rig.roles:
@@ -189,177 +195,7 @@ def _leg_length(rig: Rig) -> float:
     return total / 2.0
 
 
-def _rotation_between(a: FloatArray, b: FloatArray) -> FloatArray:
-    """The smallest rotation (3x3) turning direction a onto direction b."""
-    a, b = _normalized(a), _normalized(b)
-    v = np.cross(a, b)
-    c = float(np.dot(a, b))
-    if c < -1.0 + 1e-9:
-        axis = np.cross(a, [1.0, 0.0, 0.0])
-        if np.linalg.norm(axis) < 1e-6:
-            axis = np.cross(a, [0.0, 1.0, 0.0])
-        axis = _normalized(axis)
-        return 2.0 * np.outer(axis, axis) - np.eye(3)
-    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
-    return np.eye(3) + vx + vx @ vx * (1.0 / (1.0 + c))
-
-
 # --------------------------------------------------------------------------------------------------
-# numpy rotations (frames along the first axis)
-# --------------------------------------------------------------------------------------------------
-
-
-def _quat_to_mat(q: FloatArray) -> FloatArray:
-    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-    m = np.empty((len(q), 3, 3))
-    m[:, 0, 0] = 1 - 2 * (y * y + z * z)
-    m[:, 0, 1] = 2 * (x * y - z * w)
-    m[:, 0, 2] = 2 * (x * z + y * w)
-    m[:, 1, 0] = 2 * (x * y + z * w)
-    m[:, 1, 1] = 1 - 2 * (x * x + z * z)
-    m[:, 1, 2] = 2 * (y * z - x * w)
-    m[:, 2, 0] = 2 * (x * z - y * w)
-    m[:, 2, 1] = 2 * (y * z + x * w)
-    m[:, 2, 2] = 1 - 2 * (x * x + y * y)
-    return m
-
-
-def _axis_mat(axis: str, angle: FloatArray) -> FloatArray:
-    c, s = np.cos(angle), np.sin(angle)
-    m = np.zeros((len(angle), 3, 3))
-    i = "XYZ".index(axis)
-    j, k = (i + 1) % 3, (i + 2) % 3
-    m[:, i, i] = 1.0
-    m[:, j, j] = c
-    m[:, k, k] = c
-    m[:, k, j] = s
-    m[:, j, k] = -s
-    return m
-
-
-def _euler_to_mat(e: FloatArray, order: str) -> FloatArray:
-    """Blender's Euler: 'XYZ' applies X first, then Y, then Z (R = Rz @ Ry @ Rx)."""
-    first, second, third = (_axis_mat(a, e[:, "XYZ".index(a)]) for a in order)
-    return third @ second @ first
-
-
-def _axis_angle_to_mat(aa: FloatArray) -> FloatArray:
-    angle = aa[:, 0]
-    axis = aa[:, 1:4] / np.maximum(np.linalg.norm(aa[:, 1:4], axis=1, keepdims=True), 1e-12)
-    half = angle / 2.0
-    q = np.concatenate([np.cos(half)[:, None], axis * np.sin(half)[:, None]], axis=1)
-    return _quat_to_mat(q)
-
-
-def _mat_to_quat(m: FloatArray) -> FloatArray:
-    """(N, 3, 3) rotations -> (N, 4) unit quaternions (w, x, y, z)."""
-    f = len(m)
-    q = np.empty((f, 4))
-    t = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
-    cases = np.stack([t, m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]], axis=1).argmax(axis=1)
-    for case in range(4):
-        sel = cases == case
-        if not np.any(sel):
-            continue
-        r = m[sel]
-        if case == 0:
-            s = np.sqrt(1.0 + r[:, 0, 0] + r[:, 1, 1] + r[:, 2, 2]) * 2
-            q[sel] = np.stack([0.25 * s, (r[:, 2, 1] - r[:, 1, 2]) / s, (r[:, 0, 2] - r[:, 2, 0]) / s,
-                               (r[:, 1, 0] - r[:, 0, 1]) / s], axis=1)
-        elif case == 1:
-            s = np.sqrt(1.0 + r[:, 0, 0] - r[:, 1, 1] - r[:, 2, 2]) * 2
-            q[sel] = np.stack([(r[:, 2, 1] - r[:, 1, 2]) / s, 0.25 * s, (r[:, 0, 1] + r[:, 1, 0]) / s,
-                               (r[:, 0, 2] + r[:, 2, 0]) / s], axis=1)
-        elif case == 2:
-            s = np.sqrt(1.0 + r[:, 1, 1] - r[:, 0, 0] - r[:, 2, 2]) * 2
-            q[sel] = np.stack([(r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 0, 1] + r[:, 1, 0]) / s, 0.25 * s,
-                               (r[:, 1, 2] + r[:, 2, 1]) / s], axis=1)
-        else:
-            s = np.sqrt(1.0 + r[:, 2, 2] - r[:, 0, 0] - r[:, 1, 1]) * 2
-            q[sel] = np.stack([(r[:, 1, 0] - r[:, 0, 1]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s,
-                               (r[:, 1, 2] + r[:, 2, 1]) / s, 0.25 * s], axis=1)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return q
-
-
-def _continuous(q: FloatArray) -> FloatArray:
-    """(B, F, 4) quaternions with neighbouring keys on the same hemisphere (interpolation takes the
-    short way), the first key with w >= 0."""
-    q = q.copy()
-    q[q[:, 0, 0] < 0, 0] *= -1.0
-    flips = np.sign(np.einsum("bfi,bfi->bf", q[:, 1:], q[:, :-1]))
-    flips[flips == 0] = 1.0
-    q[:, 1:] *= np.cumprod(flips, axis=1)[:, :, None]
-    return q
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading the source
-# --------------------------------------------------------------------------------------------------
-
-
-def _slot_for(action: bpy.types.Action, owner: Any, obj: bpy.types.Object) -> Any:
-    """The slot `owner` (AnimData or NlaStrip) uses for `action`, else the object's own, else the first."""
-    slots = getattr(action, "slots", None)
-    if slots is None or not len(slots):
-        return None
-    used = getattr(owner, "action_slot", None) if owner is not None else None
-    if used is not None:
-        return used
-    for slot in slots:
-        if slot.identifier == "OB" + obj.name:
-            return slot
-    objects = [s for s in slots if s.target_id_type in ("OBJECT", "UNSPECIFIED")]
-    return objects[0] if objects else slots[0]
-
-
-def source_actions(obj: bpy.types.Object) -> list[tuple[bpy.types.Action, Any]]:
-    """(action, slot) of every action on an armature: the active one first, then the NLA tracks top down."""
-    anim_data = obj.animation_data
-    found: list[tuple[bpy.types.Action, Any]] = []
-    seen: set[int] = set()
-    if anim_data is None:
-        return found
-    if anim_data.action is not None:
-        seen.add(anim_data.action.as_pointer())
-        found.append((anim_data.action, _slot_for(anim_data.action, anim_data, obj)))
-    for track in reversed(list(anim_data.nla_tracks)):
-        for strip in track.strips:
-            action = strip.action
-            if action is not None and action.as_pointer() not in seen:
-                seen.add(action.as_pointer())
-                found.append((action, _slot_for(action, strip, obj)))
-    return found
-
-
-_CHANNELS = {"location": 3, "rotation_quaternion": 4, "rotation_euler": 3, "rotation_axis_angle": 4, "scale": 3}
-
-
-def _sample_frames(action: bpy.types.Action) -> FloatArray:
-    start, end = action.frame_range[0], action.frame_range[1]
-    first, last = math.floor(start + 1e-6), math.ceil(end - 1e-6)
-    return np.arange(first, max(last, first) + 1, dtype=np.float64)
-
-
-def _sample_curve(curve: Any, frames: FloatArray) -> FloatArray:
-    points = curve.keyframe_points
-    count = len(points)
-    if count and not len(curve.modifiers):
-        co = np.empty(count * 2, dtype=np.float32)
-        points.foreach_get("co", co)
-        keys = co[0::2].astype(np.float64)
-        values = co[1::2].astype(np.float64)
-        if count == len(frames) and keys[0] == frames[0] and keys[-1] == frames[-1] \
-                and np.array_equal(keys, frames):
-            return values  # baked: a key on every frame (the usual glTF/FBX import)
-        pos = np.searchsorted(keys, frames)
-        pos = np.clip(pos, 0, count - 1)
-        if np.all(np.abs(keys[pos] - frames) < 1e-4):
-            return values[pos]  # a key on every sampled frame: the keys are the values
-    return np.array([curve.evaluate(float(f)) for f in frames], dtype=np.float64)
-
-
 def _source_pose(rig: Rig, action: bpy.types.Action, slot: Any, frames: FloatArray) -> FloatArray:
     """(n_bones, F, 4, 4) armature-space pose matrices of the source for every sampled frame."""
     f, n = len(frames), len(rig.names)
@@ -604,98 +440,6 @@ def _rotation_channels(bone: str, mode: str, rot: FloatArray) -> list[tuple[str,
         values[j] = e[:]
         previous = e
     return [(bone, "rotation_euler", k, values[:, k].copy()) for k in range(3)]
-
-
-# --------------------------------------------------------------------------------------------------
-# Writing actions
-# --------------------------------------------------------------------------------------------------
-
-_LINEAR = 1  # Keyframe.interpolation enum value of 'LINEAR'
-
-
-def _new_action(name: str, target: bpy.types.Object) -> tuple[bpy.types.Action, Any, Any]:
-    """A new action with an object slot for `target` (Blender 4.4+) and its channelbag (the action itself on
-    legacy Blender): where its F-curves go."""
-    action = bpy.data.actions.new(name)
-    if hasattr(action, "layers") and hasattr(action, "slots") and hasattr(bpy.types, "ActionChannelbag"):
-        slot = action.slots.new(id_type="OBJECT", name=target.name)
-        layer = action.layers.new("Layer")
-        strip: Any = layer.strips.new(type="KEYFRAME")
-        return action, slot, strip.channelbag(slot, ensure=True)
-    return action, None, action
-
-
-def _curve_maker(owner: Any, layered: bool) -> Any:
-    """fcurves.new with the bone's group: Blender 5.0+ takes group_name, 4.4/4.5 need the group made and set,
-    legacy actions take action_group."""
-    fcurves = owner.fcurves
-    if not layered:
-        return lambda path, index, group: fcurves.new(path, index=index, action_group=group)
-    params = {p.identifier for p in fcurves.bl_rna.functions["new"].parameters}
-    if "group_name" in params:
-        return lambda path, index, group: fcurves.new(path, index=index, group_name=group)
-    groups: dict[str, Any] = {}
-
-    def make(path: str, index: int, group: str) -> Any:
-        curve = fcurves.new(path, index=index)
-        if group not in groups:
-            groups[group] = owner.groups.new(group)
-        curve.group = groups[group]
-        return curve
-
-    return make
-
-
-def _write(baked: Baked, name: str, target: bpy.types.Object) -> tuple[bpy.types.Action, Any]:
-    action, slot, owner = _new_action(name, target)
-    new_curve = _curve_maker(owner, slot is not None)
-    frames = baked.frames.astype(np.float32)
-    count = len(frames)
-    co = np.empty(count * 2, dtype=np.float32)
-    co[0::2] = frames
-    interpolation = np.full(count, _LINEAR, dtype=np.int32)
-    for bone, prop, index, values in baked.channels:
-        curve = new_curve(f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{prop}', index, bone)
-        points = curve.keyframe_points
-        points.add(count)
-        co[1::2] = values
-        points.foreach_set("co", co)
-        points.foreach_set("interpolation", interpolation)
-        curve.update()
-    return action, slot
-
-
-def _place(target: bpy.types.Object, written: Sequence[tuple[bpy.types.Action, Any, str]]) -> None:
-    """One muted NLA track per new action (first on top) and the first one active, as the importer does."""
-    anim_data = target.animation_data or target.animation_data_create()
-    assert anim_data is not None
-    previous = anim_data.action
-    if previous is not None:
-        used = {s.action.as_pointer() for t in anim_data.nla_tracks for s in t.strips if s.action is not None}
-        if previous.as_pointer() not in used:  # keep the artist's active action: push it into a track
-            prev_slot = getattr(anim_data, "action_slot", None)
-            track = anim_data.nla_tracks.new()
-            track.name = previous.name
-            strip = track.strips.new(previous.name, math.floor(previous.frame_range[0]), previous)
-            if prev_slot is not None and hasattr(strip, "action_slot"):
-                strip.action_slot = prev_slot
-            track.mute = True
-    anim_data.action = None
-    for action, slot, track_name in reversed(list(written)):
-        track = anim_data.nla_tracks.new()
-        track.name = track_name
-        strip = track.strips.new(track_name, math.floor(action.frame_range[0]), action)
-        if slot is not None and hasattr(strip, "action_slot"):
-            strip.action_slot = slot
-        track.mute = True
-        track.select = False
-    first, first_slot, _ = written[0]
-    anim_data.action = first
-    if first_slot is not None and hasattr(anim_data, "action_slot"):
-        anim_data.action_slot = first_slot
-    anim_data.action_extrapolation = "HOLD"
-    anim_data.action_blend_type = "REPLACE"
-    anim_data.action_influence = 1.0
 
 
 # --------------------------------------------------------------------------------------------------
