@@ -15,16 +15,16 @@ import bpy
 from bpy.props import StringProperty
 
 from ..core.errors import MarionetteError
+from ..core.redaction import redact  # stdlib only: cheap at start
 from . import library, session, settings
 from .lazy import lazy_import
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
 
-    from ..core import http, runner
+    from ..core import runner
     from . import jobs, sources
 else:  # loaded on first use, not when Marionette is enabled
-    http = lazy_import("..core.http", __package__)
     runner = lazy_import("..core.runner", __package__)
     jobs = lazy_import(".jobs", __package__)
     sources = lazy_import(".sources", __package__)
@@ -53,7 +53,7 @@ def _run_and_report(op: bpy.types.Operator, action: Callable[[], Said]) -> set[O
         return {"CANCELLED"}
     except Exception as exc:  # a bug of ours: a clear message and the traceback in the log, not a dialog
         log.exception("%s failed", op.bl_idname)
-        detail = http.redact(str(exc))
+        detail = redact(str(exc))
         text = f"Marionette could not do this ({exc.__class__.__name__}: {detail}); see the system console"
         op.report({"ERROR"}, text)
         _tell_panel("ERROR", text)

@@ -28,7 +28,7 @@ def _key_getter(provider_id: str) -> Any:
 
 def _key_setter(provider_id: str) -> Any:
     def set_(_self: Any, value: str) -> None:
-        from ..core.http import key_problem, register_secret  # requests: loaded on first use
+        from ..core.redaction import key_problem, register_secret
 
         current = session.get()
         value = value.strip()

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from . import netpolicy
 from .downloads import DEFAULT_MAX_BYTES
 from .errors import ConfigError
-from .http import ProviderConfig, Timing, key_problem, register_secret
+from .http import ProviderConfig, Timing
 from .providers.base import Provider
+from .redaction import key_problem, register_secret
 
 
 def env_name(provider_id: str, what: str) -> str:

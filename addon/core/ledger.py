@@ -21,9 +21,10 @@ from .errors import (
     TaskFailed,
     TransientError,
 )
-from .http import ConnectFailed, Pacer, Shutdown, Timing, redact, with_retries
+from .http import ConnectFailed, Pacer, Shutdown, Timing, with_retries
 from .models import Job, JobState, RemoteTask, TaskStatus
 from .providers.base import Provider, TaskSnapshot
+from .redaction import redact
 from .store import JobStore
 
 log = logging.getLogger(__name__)

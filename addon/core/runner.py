@@ -21,12 +21,13 @@ from collections.abc import Callable, Sequence
 
 from . import downloads
 from .errors import Cancelled, ConfigError, InputError, MarionetteError
-from .http import ApiClient, Pacer, ProviderConfig, Shutdown, Timing, install_log_redaction, redact
+from .http import ApiClient, Pacer, ProviderConfig, Shutdown, Timing
 from .images import InputFile, check_images
 from .jobcontext import JobContext
 from .ledger import SHAPE_ERRORS, unexpected_form
 from .models import GenerationRequest, Job, JobState, TaskStatus
 from .providers.base import Provider
+from .redaction import install_log_redaction, redact
 from .store import JobStore, Lease
 
 __all__ = ["DOUBLE_SUBMIT_WINDOW", "InputFile", "JobContext", "JobRunner", "check_task_id"]

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from addon.core import config as core_config
-from addon.core import http, netpolicy
+from addon.core import netpolicy, redaction
 from addon.core.errors import ConfigError, InputError
 from addon.core.http import ProviderConfig, redact
 from addon.core.models import JobState, TaskStatus
@@ -176,7 +176,7 @@ def test_a_bad_key_is_refused_where_it_enters(matrix: Matrix, problem: str, capl
 
 def test_escaped_and_quoted_forms_of_a_key_are_redacted() -> None:
     key = "sk_live_ABC\ndef\"ghi/jkl"
-    http.register_secret(key)
+    redaction.register_secret(key)
     try:
         requests.Request("GET", "http://127.0.0.1:9/", headers={"Authorization": f"Bearer {key}"}).prepare()
     except requests.exceptions.InvalidHeader as exc:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from addon.core import http
+from addon.core import http, redaction
 from addon.core.downloads import safe_filename
-from addon.core.http import ApiClient, SecretFilter, redact
+from addon.core.http import ApiClient
 from addon.core.models import GenerationRequest, JobState
 from addon.core.providers import all_providers
+from addon.core.redaction import SecretFilter, redact
 from addon.core.runner import InputFile, JobRunner
 from tests.emulator import Emulator
 from tests.emulator.server import tiny_png
@@ -74,18 +75,18 @@ def test_a_key_the_provider_echoes_is_hidden_everywhere(caplog: pytest.LogCaptur
     matrix.record("key_logs", provider, "poll" if provider in POLLING else "submit", injected=3, survived=ok)
     assert leaked == 0
     assert ok, job.error
-    assert http.REDACTED in caplog.text
+    assert redaction.REDACTED in caplog.text
 
 
 def test_redaction_helpers() -> None:
-    http.register_secret("short")  # too short to be a key: never redacted (it would eat words)
+    redaction.register_secret("short")  # too short to be a key: never redacted (it would eat words)
     assert redact("a short text") == "a short text"
-    http.register_secret("sk_live_ABCDEF123456")
-    assert redact("key sk_live_ABCDEF123456!") == f"key {http.REDACTED}!"
+    redaction.register_secret("sk_live_ABCDEF123456")
+    assert redact("key sk_live_ABCDEF123456!") == f"key {redaction.REDACTED}!"
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "k=%s", ("sk_live_ABCDEF123456",), None)
-    assert SecretFilter().filter(record) and record.getMessage() == f"k={http.REDACTED}"
-    assert http.SECRET_FILTER in logging.getLogger("addon.core.runner").filters
-    assert http.SECRET_FILTER in logging.getLogger("urllib3").filters
+    assert SecretFilter().filter(record) and record.getMessage() == f"k={redaction.REDACTED}"
+    assert redaction.SECRET_FILTER in logging.getLogger("addon.core.runner").filters
+    assert redaction.SECRET_FILTER in logging.getLogger("urllib3").filters
 
 
 # -- keys and hosts -----------------------------------------------------------------------------------
