@@ -3,6 +3,7 @@ them in layers > strips > channelbags, one channelbag per slot (what the action 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import bpy
@@ -20,3 +21,30 @@ def fcurves(action: bpy.types.Action, slot: Any = None) -> list[Any]:
                         curves.extend(bag.fcurves)
         return curves
     return list(getattr(action, "fcurves", ()))
+
+
+def add_track(anim_data: Any, action: bpy.types.Action, slot: Any, name: str,
+              start: float | None = None) -> Any:
+    """A muted NLA track holding `action` (on `slot` where actions have slots), starting at its first
+    frame (or `start`); returns the strip."""
+    track = anim_data.nla_tracks.new()
+    track.name = name
+    first = action.frame_range[0] if start is None else start
+    strip = track.strips.new(name, math.floor(first), action)
+    if strip.frame_start != first:  # keys at fractional frames
+        strip.frame_start_ui = first
+    if slot is not None and hasattr(strip, "action_slot"):
+        strip.action_slot = slot
+    track.mute = True
+    track.select = False
+    return strip
+
+
+def make_active(anim_data: Any, action: bpy.types.Action, slot: Any) -> None:
+    """`action` (on `slot`) plays as the object's own action, whole and alone."""
+    anim_data.action = action
+    if slot is not None and hasattr(anim_data, "action_slot"):
+        anim_data.action_slot = slot
+    anim_data.action_extrapolation = "HOLD"
+    anim_data.action_blend_type = "REPLACE"
+    anim_data.action_influence = 1.0

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import bpy
 import numpy as np
 
+from .actions import add_track, make_active
+
 if TYPE_CHECKING:
     from .retarget import Baked
 
@@ -150,26 +152,9 @@ def _place(target: bpy.types.Object, written: Sequence[tuple[bpy.types.Action, A
     if previous is not None:
         used = {s.action.as_pointer() for t in anim_data.nla_tracks for s in t.strips if s.action is not None}
         if previous.as_pointer() not in used:  # keep the artist's active action: push it into a track
-            prev_slot = getattr(anim_data, "action_slot", None)
-            track = anim_data.nla_tracks.new()
-            track.name = previous.name
-            strip = track.strips.new(previous.name, math.floor(previous.frame_range[0]), previous)
-            if prev_slot is not None and hasattr(strip, "action_slot"):
-                strip.action_slot = prev_slot
-            track.mute = True
+            add_track(anim_data, previous, getattr(anim_data, "action_slot", None), previous.name)
     anim_data.action = None
     for action, slot, track_name in reversed(list(written)):
-        track = anim_data.nla_tracks.new()
-        track.name = track_name
-        strip = track.strips.new(track_name, math.floor(action.frame_range[0]), action)
-        if slot is not None and hasattr(strip, "action_slot"):
-            strip.action_slot = slot
-        track.mute = True
-        track.select = False
+        add_track(anim_data, action, slot, track_name)
     first, first_slot, _ = written[0]
-    anim_data.action = first
-    if first_slot is not None and hasattr(anim_data, "action_slot"):
-        anim_data.action_slot = first_slot
-    anim_data.action_extrapolation = "HOLD"
-    anim_data.action_blend_type = "REPLACE"
-    anim_data.action_influence = 1.0
+    make_active(anim_data, first, first_slot)

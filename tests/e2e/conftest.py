@@ -126,6 +126,16 @@ def reset_emulator(emu: Emulator) -> None:
 
 
 @pytest.fixture
+def scene() -> Iterator[bpy.types.Scene]:
+    """Factory settings and an empty scene, before and after (tests that drive bpy without the extension)."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    assert scene is not None
+    yield scene
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+@pytest.fixture
 def api(ext: ModuleType) -> ModuleType:
     return importlib.import_module(ext.__name__ + ".api")
 

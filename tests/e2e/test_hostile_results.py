@@ -49,15 +49,6 @@ def matrix(_installed: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def scene() -> Iterator[bpy.types.Scene]:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    assert scene is not None
-    yield scene
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-
-
-@pytest.fixture
 def world(tmp_path: Path) -> dict[str, Path]:
     """user/jobs/j1 (the job's folder) and, outside it, user/keys.json and /outside/secret.png: both real
     PNG pictures carrying MARKER, so an importer that follows a reference loads and packs them."""

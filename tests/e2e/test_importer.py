@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,6 @@ def files() -> dict[str, Path]:
 def manifest(files: dict[str, Path]) -> dict[str, list[tuple[str, int, int]]]:
     raw = json.loads(files["manifest.json"].read_text(encoding="utf-8"))
     return {name: [(str(a), int(b), int(c)) for a, b, c in anims] for name, anims in raw.items()}
-
-
-@pytest.fixture
-def scene() -> Iterator[bpy.types.Scene]:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    assert scene is not None
-    yield scene
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ cursor and scaled by the height change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import bpy
@@ -25,15 +24,6 @@ MM = 1e-3
 @pytest.fixture(scope="module")
 def files() -> dict[str, Path]:
     return ensure_assets()
-
-
-@pytest.fixture
-def scene() -> Iterator[bpy.types.Scene]:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    assert scene is not None
-    yield scene
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def fresh_scene() -> bpy.types.Scene:
