@@ -425,7 +425,7 @@ def test_failure_after_all_imports_rolls_back(scene: bpy.types.Scene, files: dic
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("simulated crash while laying out the NLA")
 
-    monkeypatch.setattr(importer, "_layout_nla", explode)
+    monkeypatch.setattr(importer.animations, "layout_nla", explode)
     with pytest.raises(ImportFailed, match="simulated crash"):
         importer.import_character(files["rigged.fbx"], [("Walking", files["walking.fbx"])],
                                   collection_name="Hero", location=CURSOR)
@@ -461,7 +461,7 @@ def test_animation_files_are_read_without_their_meshes(scene: bpy.types.Scene, f
     """GLB animation files are imported from a copy without meshes and images (speed), same result."""
     imported: list[dict[str, Any]] = []
     sizes: list[int] = []
-    real_run = importer._run_importer
+    real_run = importer.reading.run_importer
 
     def spy(path: Path, kind: str, **kwargs: Any) -> None:
         data = path.read_bytes()
@@ -470,7 +470,7 @@ def test_animation_files_are_read_without_their_meshes(scene: bpy.types.Scene, f
         sizes.append(len(data))
         real_run(path, kind, **kwargs)
 
-    monkeypatch.setattr(importer, "_run_importer", spy)
+    monkeypatch.setattr(importer.reading, "run_importer", spy)
     result = importer.import_character(files["rigged.glb"], [("Walking", files["walking.glb"])],
                                        collection_name="Hero", location=CURSOR)
     main_doc, anim_doc = imported
@@ -484,7 +484,7 @@ def test_animation_files_are_read_without_their_meshes(scene: bpy.types.Scene, f
 
 def test_whole_animation_file_when_it_cannot_be_slimmed(scene: bpy.types.Scene, files: dict[str, Path],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importer, "_write_skeleton_only_glb", lambda _source, _target: False)
+    monkeypatch.setattr(importer.gltf_slim, "write_skeleton_only_glb", lambda _source, _target: False)
     before = counts()
     result = importer.import_character(files["rigged.glb"], [("Walking", files["walking.glb"])],
                                        collection_name="Hero", location=CURSOR)
