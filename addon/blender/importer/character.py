@@ -107,8 +107,8 @@ def import_animation(character: Character, display_name: str, path: Path, kind: 
         candidates = armatures(created)
         if not candidates:
             raise ImportFailed(f"The animation file {path.name!r} has no skeleton to take an animation from.")
-        names = {b.name for b in bones(arm)}
-        source_arm = max(candidates, key=lambda o: len(names & {b.name for b in bones(o)}))
+        bone_names = {b.name for b in bones(arm)}
+        source_arm = max(candidates, key=lambda o: len(bone_names & {b.name for b in bones(o)}))
         new_actions = {i.as_pointer() for i in created if isinstance(i, bpy.types.Action)}
         file_names = gltf_slim.animation_names(path) if kind != "fbx" else []
         anims = armature_anims(source_arm, new_actions, file_names, kind == "fbx")
@@ -120,7 +120,7 @@ def import_animation(character: Character, display_name: str, path: Path, kind: 
         units = normalize.conform_action(arm, source_arm, anim.action)  # to a normalised character's size
         slot = find_slot(anim.action, anim.slot_handle)
         animated = animated_bones(anim.action, slot)
-        if animated and not animated & names:
+        if animated and not animated & bone_names:
             raise ImportFailed(
                 f"The animation in {path.name!r} does not fit this character's skeleton (no bone in common)."
             )
