@@ -415,12 +415,73 @@ def test_failure_after_all_imports_rolls_back(scene: bpy.types.Scene, files: dic
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("simulated crash while laying out the NLA")
 
-    monkeypatch.setattr(importer, "_layout_nla", explode)
+    monkeypatch.setattr(importer.animations, "layout_nla", explode)
     with pytest.raises(ImportFailed, match="simulated crash"):
         importer.import_character(files["rigged.fbx"], [("Walking", files["walking.fbx"])],
                                   collection_name="Hero", location=CURSOR)
     assert counts() == before
     assert scene_state(scene) == state
+
+
+def nla_state(arm: bpy.types.Object) -> dict[str, Any]:
+    """An armature's tracks (top down, with their strips' actions), active action and slot."""
+    anim_data = arm.animation_data
+    assert anim_data is not None
+    slot = getattr(anim_data, "action_slot", None)
+    return {
+        "tracks": [(t.name, t.mute, [s.action.name if s.action is not None else None for s in t.strips])
+                   for t in tracks_top_down(arm)],
+        "action": anim_data.action.name if anim_data.action is not None else None,
+        "slot": slot.identifier if slot is not None else None,
+    }
+
+
+def character_to_add_to(scene: bpy.types.Scene, files: dict[str, Path]) -> bpy.types.Object:
+    """A character with two animations, then the artist's own frame range and selection."""
+    result = importer.import_character(files["rigged.glb"], [("Walking", files["walking.glb"]),
+                                                             ("Running", files["running.glb"])],
+                                       collection_name="Hero", location=CURSOR)
+    arm = armature_of(result)
+    add_user_content(scene)
+    return arm
+
+
+def test_add_animations_failure_leaves_the_character_as_it_was(scene: bpy.types.Scene,
+                                                               files: dict[str, Path]) -> None:
+    """The second file fails once imported (it has no animation): the first one's action goes too."""
+    arm = character_to_add_to(scene, files)
+    before, state, nla = counts(), scene_state(scene), nla_state(arm)
+    assert nla["action"] == "Walking" and [t[0] for t in nla["tracks"]] == ["Walking", "Running"]
+    with pytest.raises(ImportFailed, match=r"rigged\.glb.*no animation"):
+        importer.add_animations(arm.name, [("Jump", files["anim_Jump.glb"]), ("Idle", files["rigged.glb"])])
+    assert counts() == before
+    assert scene_state(scene) == state
+    assert nla_state(arm) == nla
+    assert_moves(arm, 1, 24, "Walking after the failed add")
+
+
+def test_add_animations_crash_after_the_layout_rolls_back(scene: bpy.types.Scene, files: dict[str, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure once the new tracks are laid out: they go, and the character's own come back as they were."""
+    arm = character_to_add_to(scene, files)
+    before, state, nla = counts(), scene_state(scene), nla_state(arm)
+    real_layout = importer.animations.layout_nla
+    calls: list[int] = []
+
+    def layout_then_crash(*args: Any, **kwargs: Any) -> None:
+        real_layout(*args, **kwargs)
+        calls.append(len(args[1]))
+        if len(calls) == 1:
+            raise RuntimeError("simulated crash after the NLA layout")
+
+    monkeypatch.setattr(importer.animations, "layout_nla", layout_then_crash)
+    with pytest.raises(ImportFailed, match=r"^Could not add the animations: simulated crash after the NLA layout\. "
+                                           r"The character was left as it was\.$"):
+        importer.add_animations(arm.name, [("Jump", files["anim_Jump.glb"])])
+    assert calls == [3, 2]  # laid out with the new action, then again with the character's own
+    assert counts() == before
+    assert scene_state(scene) == state
+    assert nla_state(arm) == nla
 
 
 def test_failure_restores_edit_mode(scene: bpy.types.Scene, files: dict[str, Path], tmp_path: Path) -> None:
@@ -451,7 +512,7 @@ def test_animation_files_are_read_without_their_meshes(scene: bpy.types.Scene, f
     """GLB animation files are imported from a copy without meshes and images (speed), same result."""
     imported: list[dict[str, Any]] = []
     sizes: list[int] = []
-    real_run = importer._run_importer
+    real_run = importer.reading.run_importer
 
     def spy(path: Path, kind: str, **kwargs: Any) -> None:
         data = path.read_bytes()
@@ -460,7 +521,7 @@ def test_animation_files_are_read_without_their_meshes(scene: bpy.types.Scene, f
         sizes.append(len(data))
         real_run(path, kind, **kwargs)
 
-    monkeypatch.setattr(importer, "_run_importer", spy)
+    monkeypatch.setattr(importer.reading, "run_importer", spy)
     result = importer.import_character(files["rigged.glb"], [("Walking", files["walking.glb"])],
                                        collection_name="Hero", location=CURSOR)
     main_doc, anim_doc = imported
@@ -474,7 +535,7 @@ def test_animation_files_are_read_without_their_meshes(scene: bpy.types.Scene, f
 
 def test_whole_animation_file_when_it_cannot_be_slimmed(scene: bpy.types.Scene, files: dict[str, Path],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importer, "_write_skeleton_only_glb", lambda _source, _target: False)
+    monkeypatch.setattr(importer.gltf_slim, "write_skeleton_only_glb", lambda _source, _target: False)
     before = counts()
     result = importer.import_character(files["rigged.glb"], [("Walking", files["walking.glb"])],
                                        collection_name="Hero", location=CURSOR)
