@@ -13,7 +13,7 @@ from typing import Any
 
 import bpy
 
-from ..actions import fcurves
+from ..actions import add_track, fcurves, make_active
 
 log = logging.getLogger(__name__)
 
@@ -166,24 +166,8 @@ def layout_nla(arm: bpy.types.Object, anims: Sequence[Anim], scene: bpy.types.Sc
     slots = [_bind_slot(anim, arm) for anim in anims]
     # New tracks go on top: create the last action's track first so that the first ends up on top.
     for anim, slot in reversed(list(zip(anims, slots, strict=True))):
-        action = anim.action
-        start = action.frame_range[0]
-        track = anim_data.nla_tracks.new()
-        track.name = action.name
-        strip = track.strips.new(action.name, math.floor(start), action)
-        if strip.frame_start != start:  # keys at fractional frames (fps differs from the file's)
-            strip.frame_start_ui = start
-        if slot is not None and hasattr(strip, "action_slot"):
-            strip.action_slot = slot
-        track.mute = True
-        track.select = False
-    first, first_slot = anims[0].action, slots[0]
-    anim_data.action = first
-    if first_slot is not None and hasattr(anim_data, "action_slot"):
-        anim_data.action_slot = first_slot
-    anim_data.action_extrapolation = "HOLD"
-    anim_data.action_blend_type = "REPLACE"
-    anim_data.action_influence = 1.0
+        add_track(anim_data, anim.action, slot, anim.action.name)
+    make_active(anim_data, anims[0].action, slots[0])
     anim_data.use_nla = True
     start, end = anims[0].action.frame_range[0], anims[0].action.frame_range[1]
     scene.frame_start = math.floor(start)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 from pathlib import Path
 from typing import Any
+
+from ...core import gltf
 
 log = logging.getLogger(__name__)
 
@@ -52,28 +53,8 @@ def animation_names(path: Path) -> list[str]:
 
 
 def read_gltf_document(path: Path) -> tuple[dict[str, Any], bytes | None]:
-    """The JSON document and the binary chunk of a GLB (or just the JSON of a .gltf)."""
-    data = path.read_bytes()
-    if not data.startswith(b"glTF"):
-        document = json.loads(data)
-        if not isinstance(document, dict):
-            raise ValueError("not a glTF document")
-        return document, None
-    if len(data) < 20:
-        raise ValueError("truncated GLB")
-    json_length, json_type = struct.unpack_from("<II", data, 12)
-    if json_type != 0x4E4F534A:  # 'JSON'
-        raise ValueError("GLB without a JSON chunk first")
-    document = json.loads(data[20 : 20 + json_length])
-    if not isinstance(document, dict):
-        raise ValueError("not a glTF document")
-    offset = 20 + json_length
-    binary: bytes | None = None
-    if offset + 8 <= len(data):
-        bin_length, bin_type = struct.unpack_from("<II", data, offset)
-        if bin_type == 0x004E4942:  # 'BIN\0'
-            binary = data[offset + 8 : offset + 8 + bin_length]
-    return document, binary
+    """The JSON document and the binary chunk of a GLB (or just the JSON of a .gltf): core.gltf's reading."""
+    return gltf.read_gltf(path)
 
 
 def _droppable_extension(name: str) -> bool:
@@ -115,13 +96,7 @@ def write_skeleton_only_glb(source: Path, target: Path) -> bool:
     except (OSError, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
         log.debug("cannot slim %s down, importing it whole: %s", source.name, exc)
         return False
-    text = json.dumps(document, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 4)
-    binary += b"\x00" * (-len(binary) % 4)
-    chunks = struct.pack("<II", len(text), 0x4E4F534A) + text + struct.pack("<II", len(binary), 0x004E4942) + binary
-    with open(target, "wb") as fh:
-        fh.write(struct.pack("<4sII", b"glTF", 2, 12 + len(chunks)))
-        fh.write(chunks)
+    gltf.write_glb(target, document, binary)
     return True
 
 
@@ -174,4 +149,4 @@ def _keep_used_binary(document: dict[str, Any], binary: bytes) -> bytes:
 
 def is_glb(path: Path) -> bool:
     with open(path, "rb") as fh:
-        return fh.read(4) == b"glTF"
+        return fh.read(4) == gltf.GLB_MAGIC
