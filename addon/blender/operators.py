@@ -245,9 +245,6 @@ class MARIONETTE_OT_refresh_animation_library(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         library.refresh()
-        from . import timer
-
-        timer.ensure_running()
         return {"FINISHED"}
 
 
@@ -352,10 +349,9 @@ class MARIONETTE_OT_check_balance(bpy.types.Operator):
         return problem is None
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        from . import account, timer
+        from . import account
 
         account.refresh(self.provider or _settings(context).provider)
-        timer.ensure_running()
         return {"FINISHED"}
 
 

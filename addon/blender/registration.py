@@ -33,7 +33,7 @@ def register() -> None:
     library.register_properties()
     engine_export.register_menu()
     retarget_ui.register_properties()
-    timer.ensure_running()
+    timer.start()  # the one pump, registered once (persistent) for the whole time Marionette is enabled
 
 
 def unregister() -> None:
@@ -47,6 +47,3 @@ def unregister() -> None:
     settings.unregister_properties()
     _unregister_classes()
     thumbnails.clear()
-    from . import account
-
-    account.reset()
