@@ -11,6 +11,9 @@ from . import (
     engine_export,
     library,
     operators,
+    operators_generate,
+    operators_jobs,
+    operators_library,
     preferences,
     retarget_jobs,
     retarget_ui,
@@ -21,7 +24,8 @@ from . import (
     ui,
 )
 
-_classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *engine_export.classes,
+_classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes,
+            *operators_generate.classes, *operators_library.classes, *operators_jobs.classes, *engine_export.classes,
             *ui.classes, *retarget_ui.classes, *retarget_jobs.classes)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
 
