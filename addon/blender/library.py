@@ -32,7 +32,6 @@ else:  # loaded on first use, not when Marionette is enabled
 log = logging.getLogger(__name__)
 
 
-
 class LibraryState:
     """What the panel knows of the animation libraries. Owned by the session (main thread only)."""
 
