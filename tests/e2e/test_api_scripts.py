@@ -31,7 +31,7 @@ def test_pump_and_stalled(api: ModuleType, emulator: Emulator, session: Any, ass
                           monkeypatch: pytest.MonkeyPatch) -> None:
     interval = api.pump()
     assert isinstance(interval, float) and interval > 0
-    emulator.meshy.pending_polls = 10**6  # the job waits in Meshy's queue
+    monkeypatch.setattr(emulator.meshy, "pending_polls", 10**6)  # the job waits in Meshy's queue (this test only)
     job_id = api.submit("meshy", image=str(assets["sample.png"]), name="Queued")
     deadline = time.monotonic() + 30
     while not api.get(job_id).task_ids.get("image"):
