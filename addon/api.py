@@ -6,7 +6,10 @@
     info = api.wait(job_id, timeout=900)      # pumps the same timer callback the UI uses
     print(info.state, info.objects, info.actions)
 
-Every function runs on the main thread. Errors are MarionetteError subclasses with a clear message.
+Every function runs on the main thread. Errors are MarionetteError subclasses with a clear message
+(`api.MarionetteError`; `api.ConfigError` when a key, a URL or online access is missing). A script that
+drives several jobs itself calls `api.pump()` in its loop (as `wait` does), and finds the jobs of an
+earlier run with `api.find_jobs` (scripts/batch.py does both).
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ import bpy
 
 from .blender import exporter, library, session, timer
 from .blender import jobs as _jobs
-from .core.errors import InputError
+from .core.errors import ConfigError, InputError, MarionetteError
 from .core.models import AnimationChoice, InputKind, JobInfo, JobState
 from .core.providers.base import Provider
 from .core.runner import InputFile
 
 __all__ = [
-    "JobInfo", "JobState", "add_animations", "cancel", "export", "get", "import_result", "jobs", "recover",
-    "retarget", "retry",
+    "ConfigError", "InputError", "JobInfo", "JobState", "MarionetteError", "add_animations", "cancel", "export",
+    "find_jobs", "get", "import_result", "jobs", "providers", "pump", "recover", "retarget", "retry", "stalled",
     "submit", "wait",
 ]
 
@@ -216,7 +219,47 @@ def get(job_id: str) -> JobInfo:
 
 
 def jobs() -> list[JobInfo]:
+    """Every job of Marionette's journal (this Blender's and other windows' on the same user folder), oldest
+    first."""
     return [JobInfo.of(job) for job in session.get().store.all()]
+
+
+def find_jobs(name: str | Iterable[str] | None = None, *, provider: str | None = None,
+              since: float | None = None) -> list[JobInfo]:
+    """The jobs of the journal, oldest first, named `name` (or any of several names), of `provider`, created
+    at or after `since` (seconds since the epoch, as `time.time()`); each filter only when given."""
+    names = None if name is None else {name} if isinstance(name, str) else set(name)
+    return [JobInfo.of(job) for job in session.get().store.all()
+            if (names is None or job.request.name in names) and (provider is None or job.provider == provider)
+            and (since is None or job.created_at >= since)]
+
+
+def providers() -> list[str]:
+    """The ids of the providers Marionette knows."""
+    return list(session.get().providers)
+
+
+def stalled(job_id: str) -> str | None:
+    """Why an unfinished job is not being worked on (Marionette could not resume it: a missing key, online
+    access off...), or None: it is running, it has ended, or the jobs of earlier sessions are not resumed
+    yet (the first `pump` does that)."""
+    current = session.get()
+    if not current.resumed or current.runner.is_running(job_id):
+        return None
+    job = current.store.get(job_id)
+    if not job.state.active:
+        return None
+    problem = current.problem(job.provider)
+    return (f"job {job_id} cannot continue: {problem}" if problem
+            else f"job {job_id} is {job.state.value} but Marionette is not working on it")
+
+
+def pump() -> float | None:
+    """One tick of Marionette's timer (what Blender's timer runs in the interface): takes in the jobs'
+    progress, applies background results, imports finished jobs of this session. Timers do not fire in
+    background mode (`blender -b`, the bpy module): a script that waits on jobs itself calls this in its
+    loop. Returns the seconds until the pump wants to run again (None once Marionette is disabled)."""
+    return timer.pump()
 
 
 def cancel(job_id: str) -> None:
@@ -238,7 +281,7 @@ def wait(job_id: str, timeout: float = 600.0, on_change: Callable[[JobInfo], Non
     deadline = time.monotonic() + timeout
     last_stage = None
     while True:
-        timer.pump()
+        pump()
         job = current.store.get(job_id)
         if on_change is not None and (job.stage, job.state) != last_stage:
             last_stage = (job.stage, job.state)

@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import FrameType
 from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -422,10 +422,7 @@ class Batch:
         self.module = module
         self.items = items
         self.progress = progress
-        self.api = self._mod("api")
-        self.timer = self._mod("blender.timer")
-        self.session = self._mod("blender.session")
-        self.errors = self._mod("core.errors")
+        self.api: Any = importlib.import_module(f"{module}.api")  # Marionette's public API, and nothing else
         self.state = State(args.out / STATE_NAME)
         self.settings = json.dumps({"provider": args.provider, "rig": args.rig,
                                     "animations": sorted(str(a) for a in args.extra),
@@ -433,11 +430,8 @@ class Batch:
         self.pending: deque[Group] = deque()
         self.waiting: dict[str, Group] = {}
 
-    def _mod(self, name: str) -> ModuleType:
-        return importlib.import_module(f"{self.module}.{name}")
-
     def check_provider(self) -> None:
-        known = list(self.session.get().providers)
+        known = self.api.providers()
         if self.args.provider not in known:
             raise BatchError(f"unknown provider {self.args.provider!r}; Marionette knows {', '.join(known)}")
 
@@ -455,9 +449,8 @@ class Batch:
         since = float(entry.get("intent_at") or 0.0) - 5.0
         names = {self._job_name(i) for i in self.items if i.sha256 == item.sha256}
         claimed = {e.get("job_id") for e in self.state.entries.values()}
-        for job in self.session.get().store.all():
-            if (job.request.name in names and job.created_at >= since and job.id not in claimed
-                    and job.provider == self.args.provider):
+        for job in self.api.find_jobs(names, provider=self.args.provider, since=since):
+            if job.id not in claimed:
                 return str(job.id)
         return None
 
@@ -527,11 +520,11 @@ class Batch:
             job_id = self.api.submit(self.args.provider, image=str(item.path), rig=self.args.rig,
                                      animations=animations, options=dict(self.args.options),
                                      name=self._job_name(item))
-        except self.errors.ConfigError as exc:
+        except self.api.ConfigError as exc:
             for member in group.items:
                 self.state.put(member, status="new")
             raise BatchError(str(exc)) from exc
-        except self.errors.MarionetteError as exc:
+        except self.api.MarionetteError as exc:
             for member in group.items:
                 self.state.put(member, status="failed", error=str(exc))
                 self._fail(member, str(exc), getattr(exc, "code", None))
@@ -584,7 +577,7 @@ class Batch:
             for item in group.items:
                 self._save_result(item)
         except Exception as exc:  # an import or a save failed: that input fails, the batch goes on
-            message = f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, self.errors.MarionetteError) \
+            message = f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, self.api.MarionetteError) \
                 else str(exc)
             for item in group.items:
                 self.state.put(item, status="failed", error=message)
@@ -595,25 +588,13 @@ class Batch:
             self.state.put(item, status="succeeded", output=str(item.output), actions=item.actions)
             self.progress.event(f"  done {item.path.name} -> {item.output}")
 
-    def _stuck(self, job_id: str) -> str | None:
-        """Why an unfinished job has no worker (Marionette could not resume it), or None."""
-        current = self.session.get()
-        if not current.resumed or current.runner.is_running(job_id):
-            return None
-        info = self.api.get(job_id)
-        if not info.state.active:
-            return None
-        problem = current.problem(info.provider)
-        return (f"job {job_id} cannot continue: {problem}" if problem
-                else f"job {job_id} is {info.state.value} but Marionette is not working on it")
-
     def run(self) -> None:
         total = len(self.items)
         while self.pending or self.waiting:
             while self.pending and (not self.waiting or self._load() + self.pending[0].weight
                                     <= self.args.concurrency):
                 self._submit(self.pending.popleft())
-            self.timer.pump()
+            self.api.pump()
             detail = ""
             for job_id, group in list(self.waiting.items()):
                 info = self.api.get(job_id)
@@ -621,7 +602,7 @@ class Batch:
                     group.stage, group.progress = info.stage, info.progress
                     detail = f"{group.first.path.name}: {info.stage}"
                 if info.state.active:
-                    stuck = self._stuck(job_id)
+                    stuck = self.api.stalled(job_id)
                     if stuck:
                         del self.waiting[job_id]
                         for item in group.items:

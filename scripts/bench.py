@@ -9,7 +9,7 @@ It installs the extension zip exactly as ``scripts/demo.py`` does (scratch Blend
 before ``import bpy``, ``install_and_enable``, ``MARIONETTE_MESHY_BASE_URL`` pointing at the emulator on
 127.0.0.1) and prints one table; nothing is asserted (tests never assert on time). What is measured:
 
-* pump: the main-thread cost of one ``blender.timer.pump()`` (wall clock around the call) with 1, 10
+* pump: the main-thread cost of one ``api.pump()`` (the timer's tick; wall clock around the call) with 1, 10
   and 50 jobs waiting in Meshy's queue (polling at Marionette's normal pace) while a worker thread
   downloads a 200 MB file with Marionette's downloader over and over (unthrottled, the worst case), and
   for comparison with the same jobs and no download;
@@ -114,7 +114,7 @@ def log(text: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Test characters with N actions in one GLB (built with bpy, from build_character's functions)
+# Test characters with N actions in one GLB (built with bpy: tests/assets/many_actions.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -127,44 +127,12 @@ def build_animation_glbs(out_dir: Path, counts: tuple[int, ...], scaled: bool = 
     """
     import bpy
 
-    from tests.assets import build_character as bc
+    from tests.assets.many_actions import build_many_actions_glb
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     result: dict[int, Path] = {}
     for count in counts:
-        scene = bc._reset_scene()
-        with tempfile.TemporaryDirectory(prefix="marionette-bench-tex-") as tmp:
-            material = bc._make_material(Path(tmp))
-            arm = bc._make_armature(scene)
-            body = bc._make_mesh(scene, material, arm)
-            unit = 100.0 if scaled else 1.0
-            if scaled:
-                from mathutils import Matrix
-
-                arm.data.transform(Matrix.Scale(unit, 4))
-                body.data.transform(Matrix.Scale(unit, 4))
-                arm.scale = (1.0 / unit,) * 3
-            bc._select_all(scene)
-            bpy.context.view_layer.objects.active = arm
-            bc._clear_animation(arm)
-            for index in range(count):
-                base = bc.MULTI_ORDER[index % len(bc.MULTI_ORDER)]
-                action = bc._key_animation(arm, bc.ANIMATIONS[base], unit)
-                action.name = f"{base}_{index:03d}"
-                anim_data = arm.animation_data
-                assert anim_data is not None
-                anim_data.action = None
-                track = anim_data.nla_tracks.new()
-                track.name = action.name
-                track.strips.new(action.name, int(action.frame_range[0]), action)
-                track.mute = True
-            scene.frame_start, scene.frame_end = 1, max(a.last for a in bc.ANIMATIONS.values())
-            path = out_dir / f"character_{count}_actions{'_scaled' if scaled else ''}.glb"
-            bc._gltf_export(path, animations=True, export_anim_single_armature=False)
-        found = len(bc.glb_animation_names(path))
-        if found != count:
-            raise RuntimeError(f"{path.name} holds {found} animations, not {count}")
-        result[count] = path
+        path = out_dir / f"character_{count}_actions{'_scaled' if scaled else ''}.glb"
+        result[count] = build_many_actions_glb(path, count, scaled)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return result
 
@@ -243,7 +211,6 @@ class Bench:
         self.assets = assets
         self.module = module
         self.api = self._mod("api")
-        self.timer = self._mod("blender.timer")
         self.importer = self._mod("blender.importer")
         self.downloads = self._mod("core.downloads")
         self.http = self._mod("core.http")
@@ -488,7 +455,7 @@ class Bench:
                 in_scene = 0.0
                 deadline = time.monotonic() + 120
                 while time.monotonic() < deadline:
-                    interval = self.timer.pump() or 0.1
+                    interval = self.api.pump() or 0.1
                     job = self.session.store.get(job_id)
                     if job.imported:
                         in_scene = time.time()
@@ -570,7 +537,7 @@ class Bench:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             start = time.perf_counter()
-            self.timer.pump()
+            self.api.pump()
             samples.append(time.perf_counter() - start)
             time.sleep(self.plan.pump_every)
         return samples
@@ -584,7 +551,7 @@ class Bench:
         results: dict[int, list[float]] = {}
         quiet: dict[int, list[float]] = {}
         self._empty_scene()
-        self.timer.pump()
+        self.api.pump()
         for count in PUMP_JOB_COUNTS:
             while len(jobs) < count:
                 job_id = self.api.submit("meshy", image=str(self.assets["sample.png"]), rig=False,
@@ -593,7 +560,7 @@ class Bench:
                 submitted_at[job_id] = time.time()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # until every job has its task on Meshy
-                self.timer.pump()
+                self.api.pump()
                 if all((task := store.get(j).task("image")) and task.remote_id for j in jobs):
                     break
                 time.sleep(0.02)
@@ -638,7 +605,7 @@ class Bench:
             self.api.cancel(job_id)
         deadline = time.monotonic() + 30
         while any(self.session.runner.is_running(j) for j in jobs) and time.monotonic() < deadline:
-            self.timer.pump()
+            self.api.pump()
             time.sleep(0.02)
         meshy.pending_polls = 2
 

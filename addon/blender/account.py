@@ -1,86 +1,77 @@
-"""Provider balances for the panel, fetched on a worker thread when the artist asks."""
+"""Provider balances for the panel, asked for in the background when the artist asks.
+
+The request runs on the session's background (a lane per provider); the timer pump drains it and the
+answer lands in the session's :class:`Balances` on the main thread.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent.futures import Future
 
 import bpy
 
+from ..core.background import Outcome
 from ..core.errors import MarionetteError
 from . import session
 
 log = logging.getLogger(__name__)
 
-_futures: dict[str, Future[float | None]] = {}
-_text: dict[str, str] = {}
+
+class Balances:
+    """What the panel says about each provider's balance (provider id -> text). Owned by the session."""
+
+    def __init__(self) -> None:
+        self.text: dict[str, str] = {}
+
+
+def _lane(provider_id: str) -> str:
+    return f"balance-{provider_id}"
 
 
 def refresh(provider_id: str) -> None:
-    if provider_id in _futures:
-        return
     current = session.get()
+    if current.background.busy(_lane(provider_id)):
+        return
     provider = current.providers[provider_id]
     config = current.config(provider_id)
     online = bpy.app.online_access
-    future: Future[float | None] = Future()
+    timing = current.runner.timing
+    balances = current.balances
 
-    def work() -> None:
+    def work() -> float | None:  # on the worker: no bpy
         from ..core.http import ApiClient  # requests: loaded on first use
 
-        client = ApiClient(config, auth_header=provider.auth_header, online_access=lambda: online,
-                           timing=current.runner.timing)
+        client = ApiClient(config, auth_header=provider.auth_header, online_access=lambda: online, timing=timing)
         try:
-            future.set_result(provider.balance(client))
-        except BaseException as exc:
-            future.set_exception(exc)
+            return provider.balance(client)
         finally:
             client.close()
 
-    _futures[provider_id] = future
-    _text[provider_id] = "Checking..."
-    threading.Thread(target=work, name=f"marionette-balance-{provider_id}", daemon=True).start()
-
-
-def pump() -> bool:
-    changed = False
-    for provider_id, future in list(_futures.items()):
-        if not future.done():
-            continue
-        del _futures[provider_id]
-        provider = session.get().providers[provider_id]
+    def done(outcome: Outcome[float | None]) -> None:  # main thread, from the pump
         try:
-            value = future.result()
+            value = outcome.get()
         except MarionetteError as exc:
-            _text[provider_id] = f"Balance unavailable: {exc}"
+            balances.text[provider_id] = f"Balance unavailable: {exc}"
         except Exception as exc:
-            log.exception("balance of %s", provider_id)
-            _text[provider_id] = f"Balance unavailable: {exc.__class__.__name__}"
+            log.error("balance of %s", provider_id, exc_info=exc)
+            balances.text[provider_id] = f"Balance unavailable: {exc.__class__.__name__}"
         else:
             unit = provider.balance_unit
-            _text[provider_id] = (f"Balance: {value:g} {unit}" if value is not None
-                                  else f"{provider.label} does not report a balance")
-        changed = True
-    return changed
+            balances.text[provider_id] = (f"Balance: {value:g} {unit}" if value is not None
+                                          else f"{provider.label} does not report a balance")
+
+    balances.text[provider_id] = "Checking..."
+    current.background.submit(_lane(provider_id), work, done)
 
 
 def text(provider_id: str) -> str | None:
-    return _text.get(provider_id)
+    current = session.get_or_none()
+    return current.balances.text.get(provider_id) if current is not None else None
 
 
 def wait(provider_id: str, timeout: float = 30.0) -> str | None:
-    """For scripts and tests: block until the balance request has finished."""
-    future = _futures.get(provider_id)
-    if future is not None:
-        try:
-            future.result(timeout)
-        except Exception as exc:  # reported by pump()
-            log.debug("balance of %s failed: %s", provider_id, exc)
-    pump()
+    """For scripts and tests: block until the balance request has finished, and take its answer."""
+    current = session.get()
+    current.background.wait(_lane(provider_id), timeout)
+    current.background.drain()
     return text(provider_id)
-
-
-def reset() -> None:
-    _futures.clear()
-    _text.clear()

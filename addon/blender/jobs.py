@@ -12,7 +12,7 @@ import bpy
 from ..core.errors import ConfigError, ImportFailed, InputError
 from ..core.models import AnimationChoice, GenerationRequest, InputKind, Job, JobState, Placement
 from ..core.runner import InputFile
-from . import exporter, session, timer
+from . import exporter, session
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,6 @@ def submit(
     current.runner.online_access = bpy.app.online_access
     job = current.runner.submit(request, current.config(provider_id), files, note=note)
     current.auto_import.add(job.id)
-    timer.ensure_running()
     return job
 
 
@@ -166,7 +165,6 @@ def cancel(job_id: str) -> None:
     config = None if current.problem(job.provider) else current.config(job.provider)
     current.runner.cancel(job_id, config)
     current.auto_import.discard(job_id)
-    timer.ensure_running()
 
 
 def record_import_error(job_id: str, message: str) -> None:
@@ -355,7 +353,6 @@ def retry(job_id: str) -> Job:
     current.runner.online_access = bpy.app.online_access
     job = current.runner.retry(job_id, current.config(job.provider))
     current.auto_import.add(job_id)
-    timer.ensure_running()
     return job
 
 
@@ -368,7 +365,6 @@ def recover(provider_id: str, task_id: str, name: str = "") -> Job:
     current.runner.online_access = bpy.app.online_access
     job = current.runner.recover(provider_id, task_id, name, current.config(provider_id))
     current.auto_import.add(job.id)
-    timer.ensure_running()
     return job
 
 

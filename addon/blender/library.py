@@ -1,16 +1,15 @@
 """The animation list in the panel: searchable, filterable, multi-select, for the chosen provider.
 
-Meshy's library is fetched on a worker thread and cached on disk (core.catalog); other providers
-(Claythis's Quaternius motions) have a built-in list. The pump copies the chosen provider's list into
-window-manager properties, which are not saved with .blend files. Until the first fetch Meshy's list is
-a short built-in one, so picking works offline.
+A provider that serves its library has it fetched on the session's background and cached on disk
+(core.catalog); others (Claythis's Quaternius motions) have a built-in list. The pump copies the chosen
+provider's list into window-manager properties, which are not saved with .blend files. Until the first
+fetch a served library is a short built-in one, so picking works offline. What the panel knows lives in
+the session's :class:`LibraryState`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -23,6 +22,7 @@ from .lazy import lazy_import
 if TYPE_CHECKING:
     from ..core import catalog as core_catalog
     from ..core import models, motion_categories, previews
+    from ..core.background import Outcome
 else:  # loaded on first use, not when Marionette is enabled
     core_catalog = lazy_import("..core.catalog", __package__)
     models = lazy_import("..core.models", __package__)
@@ -31,8 +31,35 @@ else:  # loaded on first use, not when Marionette is enabled
 
 log = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {"catalogs": {}, "future": None, "error": None, "synced": None, "provider": "",
-                          "previews": None, "online": False, "arrived": False}
+
+class LibraryState:
+    """What the panel knows of the animation libraries. Owned by the session (main thread only)."""
+
+    def __init__(self) -> None:
+        self.catalogs: dict[str, core_catalog.Catalog] = {}  # provider id -> its list
+        self.provider = ""  # whose list the panel shows
+        self.fetching: str | None = None  # the provider whose library is being fetched
+        self.error: str | None = None
+        self.synced: core_catalog.Catalog | None = None  # the list last copied into the panel
+        self.previews: previews.PreviewFetcher | None = None
+        self.online = False  # Blender's online access, as the pump saw it last
+        self.changed = False  # a fetch or a preview arrived: the panel redraws
+
+    def fetcher(self, current: session.Session) -> previews.PreviewFetcher:
+        if self.previews is None:
+
+            def arrived(_url: str) -> None:  # main thread, from the pump
+                self.changed = True
+
+            # The worker reads online access from here (the pump copies it from bpy), never from bpy.
+            self.previews = previews.PreviewFetcher(current.root / "previews", lambda: self.online, arrived,
+                                                    background=current.background)
+        return self.previews
+
+
+def _state() -> LibraryState | None:
+    current = session.get_or_none()
+    return current.library if current is not None else None
 
 
 class MARIONETTE_PG_animation(bpy.types.PropertyGroup):
@@ -46,8 +73,8 @@ class MARIONETTE_PG_animation(bpy.types.PropertyGroup):
 
 
 def _current() -> core_catalog.Catalog | None:
-    catalog: core_catalog.Catalog | None = _state["catalogs"].get(_state["provider"])
-    return catalog
+    state = _state()
+    return state.catalogs.get(state.provider) if state is not None else None
 
 
 def _category_items(_self: Any, _context: Any) -> list[tuple[str, str, str]]:
@@ -93,25 +120,13 @@ class MARIONETTE_UL_animations(bpy.types.UIList):
         return flags, []
 
 
-def _fetcher() -> previews.PreviewFetcher:
-    fetcher: previews.PreviewFetcher | None = _state["previews"]
-    if fetcher is None:
-
-        def arrived(_url: str) -> None:  # on the worker thread: a plain flag the pump reads
-            _state["arrived"] = True
-
-        # The worker reads online access from this dict (the pump copies it from bpy), never from bpy.
-        fetcher = previews.PreviewFetcher(session.get().root / "previews", lambda: bool(_state["online"]), arrived)
-        _state["previews"] = fetcher
-    return fetcher
-
-
 def preview_icon(url: str) -> int:
     """The icon of an animation's preview when it is on disk, else 0 (and it is fetched in the background).
     Safe to call from draw(): no network, one stat of the cache file."""
-    if not url or session.get_or_none() is None:
+    current = session.get_or_none()
+    if not url or current is None:
         return 0
-    path = _fetcher().path(url)
+    path = current.library.fetcher(current).path(url)
     return thumbnails.icon_for(str(path)) if path is not None else 0
 
 
@@ -144,10 +159,11 @@ def name_of(action_id: int) -> str | None:
 
 
 def status() -> str:
-    if _state["future"] is not None:
+    state = _state()
+    if state is not None and state.fetching is not None:
         return "Fetching the animation library..."
-    if _state["error"]:
-        return f"Library: {_state['error']}"
+    if state is not None and state.error:
+        return f"Library: {state.error}"
     current = _current()
     if current is None or not current.fetched_at:
         return "Built-in list" + (" (refresh to get the whole library)" if _fetchable() else "")
@@ -172,77 +188,77 @@ def _cache(provider_id: str) -> core_catalog.CatalogCache:
 
 
 def _fetchable() -> bool:
-    provider = session.get().providers.get(_state["provider"])
+    current = session.get()
+    provider = current.providers.get(current.library.provider)
     return bool(provider and provider.fetches_animation_catalog)
 
 
 def refresh() -> None:
-    """Start fetching the current provider's library on a worker thread (the pump picks it up)."""
-    if _state["future"] is not None or not _fetchable():
-        return
+    """Start fetching the current provider's library in the background (the pump takes the result)."""
     current = session.get()
-    provider_id = _state["provider"]
+    state = current.library
+    if state.fetching is not None or not _fetchable():
+        return
+    provider_id = state.provider
     provider = current.providers[provider_id]
     base = current.config(provider_id).base_url
     online = bpy.app.online_access
     cache = _cache(provider_id)
-    future: Future[core_catalog.Catalog] = Future()
 
-    def work() -> None:
+    def work() -> core_catalog.Catalog:  # on the worker: no bpy
+        return cache.fetch(base, online_access=online, read=provider.fetch_animation_catalog)
+
+    def done(outcome: Outcome[core_catalog.Catalog]) -> None:  # main thread, from the pump
+        state.fetching = None
+        state.changed = True
         try:
-            future.set_result(cache.fetch(base, online_access=online, read=provider.fetch_animation_catalog))
-        except BaseException as exc:
-            future.set_exception(exc)
+            state.catalogs[provider_id] = outcome.get()
+        except MarionetteError as exc:
+            state.error = str(exc)
+        except Exception as exc:
+            log.error("fetching the animation library failed", exc_info=exc)
+            state.error = f"{exc.__class__.__name__}: {exc}"
 
-    _state["future"], _state["error"], _state["fetching"] = future, None, provider_id
-    threading.Thread(target=work, name="marionette-library", daemon=True).start()
+    state.fetching, state.error = provider_id, None
+    if not current.background.submit("library", work, done):
+        state.fetching = None
 
 
 def pump() -> bool:
-    """Main thread: load lists, take a finished fetch, copy the chosen provider's list into the panel.
-    True if the panel changed."""
+    """Main thread: load lists, copy the chosen provider's list into the panel (a finished fetch was
+    taken by the background's drain just before). True if the panel changed."""
     changed = False
     current = session.get()
+    state = current.library
     scene = bpy.context.scene
     props = getattr(scene, "marionette", None) if scene is not None else None
-    provider_id = props.provider if props is not None else _state["provider"]
+    provider_id = props.provider if props is not None else state.provider
     provider = current.providers.get(provider_id)
     if provider is None or not provider.common_animations:
         provider = catalog_provider(current)
         provider_id = provider.id
-    _state["provider"] = provider_id
-    catalogs: dict[str, core_catalog.Catalog] = _state["catalogs"]
+    state.provider = provider_id
+    catalogs = state.catalogs
     if provider_id not in catalogs:
         cached = _cache(provider_id).load() if provider.fetches_animation_catalog else None
         catalogs[provider_id] = cached or _builtin(provider)
     online = bool(bpy.app.online_access)
-    if online and not _state["online"] and _state["previews"] is not None:
-        _state["previews"].forget()  # online access was just turned on: try the refused previews again
-    _state["online"] = online
-    if _state["arrived"]:
-        _state["arrived"] = False
-        changed = True
-    future = _state["future"]
-    if future is not None and future.done():
-        _state["future"] = None
-        try:
-            catalogs[_state.pop("fetching", provider_id)] = future.result()
-        except MarionetteError as exc:
-            _state["error"] = str(exc)
-        except Exception as exc:
-            log.exception("fetching the animation library failed")
-            _state["error"] = f"{exc.__class__.__name__}: {exc}"
+    if online and not state.online and state.previews is not None:
+        state.previews.forget()  # online access was just turned on: try the refused previews again
+    state.online = online
+    if state.changed:
+        state.changed = False
         changed = True
     # Loading a .blend file replaces the window manager (and empties the list): sync again then too.
     catalog = catalogs[provider_id]
     lib = library() if bpy.context.window_manager is not None else None
-    if lib is not None and (_state["synced"] is not catalog or len(lib.items) != len(catalog.entries)):
-        _sync(catalog)
+    if lib is not None and (state.synced is not catalog or len(lib.items) != len(catalog.entries)):
+        _sync(state, catalog)
         changed = True
     return changed
 
 
-def _sync(current: core_catalog.Catalog) -> None:
+def _sync(state: LibraryState, current: core_catalog.Catalog) -> None:
     wm = bpy.context.window_manager
     if wm is None:
         return
@@ -255,7 +271,7 @@ def _sync(current: core_catalog.Catalog) -> None:
         item.category, item.sub_category = entry.category, entry.sub_category
         item.preview_url = entry.preview_url
         item.selected = entry.action_id in keep
-    _state["synced"] = current
+    state.synced = current
 
 
 def _builtin(provider: Any) -> core_catalog.Catalog:
@@ -267,10 +283,13 @@ def _builtin(provider: Any) -> core_catalog.Catalog:
 
 
 def reset() -> None:
-    fetcher: previews.PreviewFetcher | None = _state["previews"]
-    if fetcher is not None:
-        fetcher.stop()
-    _state.update(catalogs={}, future=None, error=None, synced=None, previews=None, arrived=False)
+    """Forget the lists and previews the panel knows (the disk caches stay): as in a new session."""
+    current = session.get_or_none()
+    if current is None:
+        return
+    if current.library.previews is not None:
+        current.library.previews.stop()
+    current.library = LibraryState()
 
 
 classes = (MARIONETTE_PG_animation, MARIONETTE_PG_library, MARIONETTE_UL_animations)

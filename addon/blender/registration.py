@@ -11,6 +11,9 @@ from . import (
     engine_export,
     library,
     operators,
+    operators_generate,
+    operators_jobs,
+    operators_library,
     preferences,
     retarget_jobs,
     retarget_ui,
@@ -21,7 +24,8 @@ from . import (
     ui,
 )
 
-_classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes, *engine_export.classes,
+_classes = (*preferences.classes, *settings.classes, *library.classes, *operators.classes,
+            *operators_generate.classes, *operators_library.classes, *operators_jobs.classes, *engine_export.classes,
             *ui.classes, *retarget_ui.classes, *retarget_jobs.classes)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
 
@@ -33,7 +37,7 @@ def register() -> None:
     library.register_properties()
     engine_export.register_menu()
     retarget_ui.register_properties()
-    timer.ensure_running()
+    timer.start()  # the one pump, registered once (persistent) for the whole time Marionette is enabled
 
 
 def unregister() -> None:
@@ -47,6 +51,3 @@ def unregister() -> None:
     settings.unregister_properties()
     _unregister_classes()
     thumbnails.clear()
-    from . import account
-
-    account.reset()

@@ -62,6 +62,15 @@ class Session:
         # Keys the preferences refused (provider id -> why, never the key), shown under the key field.
         self.key_problems: dict[str, str] = {}
         self._adopted_at = time.monotonic()
+        # Work off the main thread other than jobs (balances, the animation library, previews), drained by
+        # the timer pump, and what it tells the panel.
+        from ..core.background import Background
+        from .account import Balances
+        from .library import LibraryState
+
+        self.background = Background()
+        self.balances = Balances()
+        self.library = LibraryState()
 
     def preferences(self) -> bpy.types.AddonPreferences | None:
         addon = bpy.context.preferences.addons.get(PACKAGE)
@@ -144,6 +153,7 @@ class Session:
                 log.info("took over job %s from a Blender window that is gone", job_id)
 
     def stop(self) -> None:
+        self.background.stop()
         self.runner.shutdown()
 
 

@@ -1,8 +1,10 @@
 """The single main-thread pump: the only code that writes Blender data for running jobs.
 
-It drains the runner's events within a small time budget, keeps the runner's view of online access
+It drains the runner's events within a small time budget, applies the results of the session's other
+background work (balances, the animation library, previews), keeps the runner's view of online access
 fresh, resumes unfinished jobs once, redraws the panel, and imports finished jobs of this session.
-`bpy.app.timers` do not fire in background mode, so `api.wait` calls `pump()` itself.
+Registered once, persistently, at register (`start`); `bpy.app.timers` do not fire in background mode,
+so `api.pump` / `api.wait` call `pump()` themselves.
 """
 
 from __future__ import annotations
@@ -10,11 +12,18 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from typing import TYPE_CHECKING
 
 import bpy
 
 from ..core.errors import MarionetteError
-from . import session
+from . import library, retarget_jobs, session
+from .lazy import lazy_import
+
+if TYPE_CHECKING:
+    from . import jobs
+else:  # the job logic loads on first use, not when Marionette is enabled
+    jobs = lazy_import(".jobs", __package__)
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +60,11 @@ def _tick(current: session.Session) -> float:
             changed.add(current.runner.events.get_nowait())
         except queue.Empty:
             break
-    from . import account, library
-
-    if library.pump() | account.pump():
+    if current.background.drain() | library.pump():  # balances, the library, previews: results applied here
         changed.add("panel")
     if changed:
         _redraw()
     _import_ready(current)
-    from . import retarget_jobs
-
     if retarget_jobs.pump():  # Animate My Rig: retarget what a job just imported
         _redraw()
     busy = current.runner.running_count() > 0 or not current.runner.events.empty()
@@ -67,8 +72,6 @@ def _tick(current: session.Session) -> float:
 
 
 def _import_ready(current: session.Session) -> None:
-    from . import jobs
-
     prefs = current.preferences()
     if prefs is not None and not getattr(prefs, "auto_import", True):
         return
@@ -102,7 +105,8 @@ def _redraw() -> None:
 FIRST_TICK_DELAY = 1.0
 
 
-def ensure_running() -> None:
+def start() -> None:
+    """Register the pump (at register; it stays registered across file loads until unregister)."""
     if not bpy.app.timers.is_registered(pump):
         bpy.app.timers.register(pump, first_interval=FIRST_TICK_DELAY, persistent=True)
 

@@ -117,7 +117,7 @@ def _estimate(context: bpy.types.Context, props: Any, provider: Provider, kind: 
     """(what the request would cost, from the provider's documented prices; the steps Marionette adds to
     it on its own, with their cost)."""
     from ..core.models import GenerationRequest
-    from .operators import wants_rig
+    from .operators_generate import wants_rig
 
     try:
         rig = wants_rig(provider, props, kind)

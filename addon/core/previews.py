@@ -1,4 +1,4 @@
-"""Animation previews for the library picker: fetched on one background thread, cached on disk as PNG.
+"""Animation previews for the library picker: fetched in the background, one at a time, cached on disk as PNG.
 
 Meshy's catalog gives each animation a ``previewUrl`` (an animated GIF on its CDN). Blender cannot read
 GIF, so the first frame is decoded here (plain Python: GIF's LZW, interlacing, transparency) and
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import queue
 import struct
 import threading
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from urllib.parse import urljoin
 import requests
 
 from . import netpolicy
+from .background import Background, Outcome
 from .formats import PNG_MAGIC
 from .http import USER_AGENT
 from .png import encode_rgba8
@@ -178,20 +178,23 @@ def cache_name(url: str) -> str:
 
 
 class PreviewFetcher:
-    """One worker thread fetching preview URLs into `folder`; `on_arrival` is called (on the worker) after
-    each new file, e.g. to ask for a redraw through a flag the main thread reads."""
+    """Fetches preview URLs into `folder`, one at a time on the "previews" lane of `background` (its own
+    when none is given). `on_arrival(url)` is called after each new file by the background's
+    :meth:`~.background.Background.drain` (the timer pump: the main thread), e.g. to redraw the list."""
+
+    LANE = "previews"
 
     def __init__(self, folder: Path, online_access: Callable[[], bool],
-                 on_arrival: Callable[[str], None] | None = None, timeout: float = 20.0) -> None:
+                 on_arrival: Callable[[str], None] | None = None, timeout: float = 20.0,
+                 background: Background | None = None) -> None:
         self.folder = Path(folder)
         self.online_access = online_access
         self.on_arrival = on_arrival
         self.timeout = timeout
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.background = background if background is not None else Background()
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._failed: dict[str, str] = {}
-        self._thread: threading.Thread | None = None
         self._stop = False
 
     def cached(self, url: str) -> Path | None:
@@ -212,10 +215,9 @@ class PreviewFetcher:
             if url in self._pending or url in self._failed or self._stop:
                 return None
             self._pending.add(url)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="marionette-previews", daemon=True)
-                self._thread.start()
-        self._queue.put(url)
+        if not self.background.submit(self.LANE, lambda: self._run(url), self._arrived):
+            with self._lock:
+                self._pending.discard(url)
         return None
 
     def failure(self, url: str) -> str | None:
@@ -228,31 +230,34 @@ class PreviewFetcher:
             self._failed.clear()
 
     def stop(self) -> None:
+        """Queue nothing more (what is queued is still fetched, unless the background stops)."""
         with self._lock:
             self._stop = True
-        self._queue.put(None)
 
     def idle(self) -> bool:
         with self._lock:
             return not self._pending
 
-    def _run(self) -> None:
-        while True:
-            url = self._queue.get()
-            if url is None:
-                return
-            try:
-                self._fetch(url)
-            except Exception as exc:  # any failure: remembered, the list shows no picture
-                with self._lock:
-                    self._failed[url] = f"{exc.__class__.__name__}: {exc}"
-                log.debug("preview %s failed: %s", url, exc)
-            else:
-                if self.on_arrival is not None:
-                    self.on_arrival(url)
-            finally:
-                with self._lock:
-                    self._pending.discard(url)
+    def _run(self, url: str) -> str | None:
+        """On the worker: the URL when its preview arrived, None when it failed (the failure is kept)."""
+        try:
+            if self._stop:
+                return None
+            self._fetch(url)
+        except Exception as exc:  # any failure: remembered, the list shows no picture
+            with self._lock:
+                self._failed[url] = f"{exc.__class__.__name__}: {exc}"
+            log.debug("preview %s failed: %s", url, exc)
+            return None
+        finally:
+            with self._lock:
+                self._pending.discard(url)
+        return url
+
+    def _arrived(self, outcome: Outcome[str | None]) -> None:
+        url = outcome.get()
+        if url is not None and self.on_arrival is not None:
+            self.on_arrival(url)
 
     def _fetch(self, url: str) -> None:
         target_url = url

@@ -283,15 +283,6 @@ class JobStore:
             self._write(seq)
         return result
 
-    @contextmanager
-    def editing(self, job_id: str) -> Iterator[Job]:
-        with self._lock:
-            job = self._jobs[job_id]
-            yield job
-            seq = self._changed(job)
-        if seq:
-            self._write(seq)
-
     def remove(self, job_id: str) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)

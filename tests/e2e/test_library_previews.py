@@ -113,7 +113,7 @@ def test_previews_are_fetched_in_the_background_and_cached(ext: ModuleType, emul
     assert emulator.count("GET", r"^/assets/previews/") == asked + 2
     cached = sorted(p.suffix for p in (session.root / "previews").iterdir())
     assert cached == [".png", ".png"]  # the GIF's first frame was stored as PNG
-    fetcher = library._state["previews"]
+    fetcher = session.library.previews
     wait_for(ext, lambda: fetcher.failure(remote.preview_url) is not None)
     assert "nline" in fetcher.failure(remote.preview_url)  # online access is off: nothing sent to the CDN
     assert draw_item(remote) == (remote.label, 0)

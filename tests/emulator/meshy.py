@@ -1,6 +1,6 @@
 """Meshy API emulation (https://docs.meshy.ai), after shared/reference/provider-api.md sections 1 and 6.
 
-Tasks advance one step per GET (or per stream event): ``pending_polls`` PENDING answers with
+Tasks advance one step per GET: ``pending_polls`` PENDING answers with
 ``preceding_tasks`` counting down, ``running_polls`` IN_PROGRESS answers with rising ``progress``, then
 SUCCEEDED (or FAILED when ``fail_next`` was armed for that kind). Results are served by the emulator's
 signed asset store from the configured asset files; ``expired_links = n`` makes the next n renders of a
@@ -16,10 +16,9 @@ import ipaddress
 import json
 import re
 import struct
-import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -61,7 +60,7 @@ _ENDPOINT_KINDS: dict[str, frozenset[str]] = {
     "animations": frozenset({"animate"}),
 }
 _LISTABLE = frozenset({"image-to-3d", "multi-image-to-3d", "text-to-3d", "remesh"})
-_ROUTE = re.compile(r"(?P<base>/openapi/v\d+/[a-z0-9-]+)(?:/(?P<id>[^/]+?)(?P<stream>/stream)?)?/?")
+_ROUTE = re.compile(r"(?P<base>/openapi/v\d+/[a-z0-9-]+)(?:/(?P<id>[^/]+?))?/?")
 
 MODEL_FORMATS = ("glb", "obj", "fbx", "stl", "usdz", "3mf")
 DEFAULT_MODEL_FORMATS = ("glb", "fbx", "obj", "usdz", "stl")  # all except 3mf
@@ -272,10 +271,6 @@ def _new_id(now_ms: int) -> str:
     return str(uuid.UUID(int=value))
 
 
-def _sse(event: str, payload: Mapping[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
-
-
 @dataclass
 class MeshyTask(PolledTask):
     """One emulated task. ``request`` is the validated body as sent; ``outputs`` holds the result tree
@@ -315,7 +310,6 @@ class MeshyState(ProviderApp):
         super().__init__(emulator, api_key)
         self.assets: dict[str, Path] = {k: Path(v) for k, v in (assets or {}).items()}
         self.asset_ttl: float = 3 * 24 * 3600.0  # seconds a signed asset URL stays valid
-        self.stream_interval: float = 0.02
         self.pending_polls: int = 2
         self.running_polls: int = 2
         self.balance: int = 1000
@@ -327,7 +321,7 @@ class MeshyState(ProviderApp):
         self.deleted: list[MeshyTask] = []  # tasks removed by DELETE, in order
         self.raw_faces: int = RAW_FACES  # faces of a model generated without remeshing
         self.pose_failures: int = 0  # the next N rigging requests answer 422 (pose estimation failed)
-        self.polls: int = 0  # progression steps taken (GETs and stream events)
+        self.polls: int = 0  # progression steps taken (GETs)
         self._failures: dict[str, list[dict[str, str]]] = {}
         self._seq = 0
 
@@ -397,10 +391,6 @@ class MeshyState(ProviderApp):
             if method == "GET" and endpoint in _LISTABLE:
                 return self._list(endpoint, request.query)
             raise ApiError(405, "Method not allowed")
-        if match.group("stream"):
-            if method != "GET":
-                raise ApiError(405, "Method not allowed")
-            return self._stream(endpoint, task_id)
         if method == "GET":
             with self.lock:
                 task = self._find(endpoint, task_id)
@@ -717,7 +707,7 @@ class MeshyState(ProviderApp):
             raise _bad(f"Invalid model file extension: {ext or '(none)'}")
         return {"faces": None, "textured": True}
 
-    # -- list / stream -----------------------------------------------------------------------------
+    # -- list ------------------------------------------------------------------------------------
 
     def _list(self, endpoint: str, query: Mapping[str, str]) -> Response:
         page_num = _query_int(query, "page_num", 1, 1, None)
@@ -730,32 +720,6 @@ class MeshyState(ProviderApp):
                            key=lambda t: (t.created_at, t.seq), reverse=sort_by.startswith("-"))
             page = tasks[(page_num - 1) * page_size: page_num * page_size]
             return json_response(200, [self._render(t) for t in page])
-
-    def _stream(self, endpoint: str, task_id: str) -> Response:
-        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        with self.lock:
-            task = self.tasks.get(task_id)
-            known = task is not None and task.kind in _ENDPOINT_KINDS[endpoint]
-        if not known:
-            return Response(200, headers=headers,
-                            stream=iter([_sse("error", {"status_code": 404, "message": "Task not found"})]))
-        return Response(200, headers=headers, stream=self._events(task_id))
-
-    def _events(self, task_id: str) -> Iterator[bytes]:
-        first = True
-        while True:
-            if not first:
-                time.sleep(self.stream_interval)
-            first = False
-            with self.lock:
-                task = self.tasks[task_id]
-                self._advance(task)
-                done = task.finished
-                payload = self._render(task) if done else {
-                    "id": task.id, "progress": task.progress, "status": task.status}
-            yield _sse("message", payload)
-            if done:
-                return
 
     # -- progression -------------------------------------------------------------------------------
 

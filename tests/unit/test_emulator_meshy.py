@@ -63,7 +63,6 @@ def asset_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def emu(asset_dir: Path) -> Iterator[Emulator]:
     with Emulator(assets=assets_from_dir(asset_dir)) as emulator:
-        emulator.meshy.stream_interval = 0.0
         yield emulator
     assert not emulator.errors, emulator.errors[0]
 
@@ -102,18 +101,6 @@ def rig_task(emu: Emulator) -> str:
     task_id = create(emu, RIG, {"input_task_id": model_task(emu), "height_meters": 1.8})
     assert poll_done(emu, RIG, task_id)["status"] == "SUCCEEDED"
     return task_id
-
-
-def sse_events(response: requests.Response) -> list[tuple[str, dict[str, Any]]]:
-    events: list[tuple[str, dict[str, Any]]] = []
-    event = ""
-    for raw in response.iter_lines():
-        line = raw.decode()
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            events.append((event, json.loads(line[5:])))
-    return events
 
 
 # -- progression ---------------------------------------------------------------------------------
@@ -379,34 +366,14 @@ def test_expired_url_is_403_and_refetch_resigns(emu: Emulator, asset_dir: Path) 
     assert requests.get(fresh.split("?")[0], timeout=5).status_code == 403  # unsigned
 
 
-# -- stream ---------------------------------------------------------------------------------------
+# -- failure --------------------------------------------------------------------------------------
 
 
-def test_sse_stream(emu: Emulator) -> None:
-    task_id = create(emu, IMAGE, {"image_url": PNG_URI})
-    with get(emu, f"{IMAGE}/{task_id}/stream", headers={"Accept": "text/event-stream"}, stream=True) as r:
-        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
-        events = sse_events(r)
-    assert [e for e, _ in events] == ["message"] * 5
-    assert [d["status"] for _, d in events] == ["PENDING", "PENDING", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]
-    for _, data in events[:-1]:
-        assert set(data) == {"id", "progress", "status"}
-    final = events[-1][1]
-    assert final["id"] == task_id and final["progress"] == 100 and "glb" in final["model_urls"]
-    # an already finished task streams one full event
-    with get(emu, f"{IMAGE}/{task_id}/stream", stream=True) as r:
-        assert [d["status"] for _, d in sse_events(r)] == ["SUCCEEDED"]
-    with get(emu, f"{IMAGE}/missing/stream", stream=True) as r:
-        assert sse_events(r) == [("error", {"status_code": 404, "message": "Task not found"})]
-
-
-def test_sse_stream_rig_failure(emu: Emulator) -> None:
+def test_rig_failure_is_rendered(emu: Emulator) -> None:
     image_id = model_task(emu)
     emu.meshy.fail_next("rig", type="server_error", message="boom")
     rig_id = create(emu, RIG, {"input_task_id": image_id})
-    with get(emu, f"{RIG}/{rig_id}/stream", stream=True) as r:
-        events = sse_events(r)
-    final = events[-1][1]
+    final = poll_done(emu, RIG, rig_id)
     assert final["status"] == "FAILED" and final["task_error"] == {"type": "server_error", "message": "boom"}
     assert final["result"] is None
 

@@ -127,10 +127,12 @@ def png_bytes() -> bytes:
 
 
 def wait_idle(fetcher: previews.PreviewFetcher, timeout: float = 10.0) -> None:
+    """Until every queued preview is fetched (or failed), then hand the results over as the pump does."""
     deadline = time.monotonic() + timeout
-    while not fetcher.idle():
+    while not fetcher.idle() or fetcher.background.busy():
         assert time.monotonic() < deadline, "the preview fetcher did not finish"
         time.sleep(0.01)
+    fetcher.background.drain()
 
 
 def test_fetcher_caches_without_blocking(emu: Emulator, tmp_path: Path) -> None:

@@ -69,8 +69,7 @@ def test_a_change_that_changes_nothing_is_not_written(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(os, "replace", counting_replace)
     store.update("a", lambda j: setattr(j, "progress", 0.5))  # a poll that saw the same progress
-    with store.editing("a"):
-        pass
+    store.update("a", lambda j: None)  # a change that changes nothing at all
     assert renames == [] and store.get("a").updated_at == stamp
     store.update("a", lambda j: setattr(j, "state", JobState.RUNNING))
     assert len(renames) == 1 and store.get("a").updated_at >= stamp
