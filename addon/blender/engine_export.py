@@ -23,6 +23,7 @@ from typing import Any
 import bpy
 
 from ..core.errors import InputError
+from .operator_options import known_options
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,6 @@ def character_objects(armature: bpy.types.Object) -> list[bpy.types.Object]:
     return found
 
 
-def _known(operator: Any, wanted: dict[str, Any]) -> dict[str, Any]:
-    known = {p.identifier for p in operator.get_rna_type().properties}
-    return {k: v for k, v in wanted.items() if k in known}
-
-
 def export(armature: bpy.types.Object, path: str | Path, preset: str,
            context: bpy.types.Context | None = None) -> Path:
     """Write `armature`'s character to `path` (the preset's extension is added when missing)."""
@@ -145,7 +141,7 @@ def export(armature: bpy.types.Object, path: str | Path, preset: str,
             operator = bpy.ops.export_scene.fbx
             options = {**_FBX_COMMON, **_FBX_PRESETS[key], "filepath": str(target)}
         try:
-            result = operator(**_known(operator, options))
+            result = operator(**known_options(operator, options))
         except RuntimeError as exc:
             raise InputError(f"Blender could not export {armature.name}: {exc}") from exc
         if "FINISHED" not in result:

@@ -12,6 +12,7 @@ import bpy
 from ...core.errors import ImportFailed
 from ...core.formats import sniff_file
 from ...core.resultcheck import check_model
+from ..operator_options import known_options
 from .gltf_slim import looks_like_gltf_json
 
 
@@ -30,12 +31,6 @@ def model_kind(path: Path, what: str) -> str:
         return kind
     found = f"a {kind.upper()} picture" if kind in ("png", "jpeg") else "not a GLB, glTF or FBX model"
     raise ImportFailed(f"The {what} {path.name!r} is {found}; nothing was imported.")
-
-
-def _operator_options(operator: Any, wanted: dict[str, Any]) -> dict[str, Any]:
-    """Keep only the options this Blender's operator knows (they differ between 4.2 and 5.0)."""
-    known = {p.identifier for p in operator.get_rna_type().properties}
-    return {k: v for k, v in wanted.items() if k in known}
 
 
 def run_importer(path: Path, kind: str, *, search_images: bool = True) -> None:
@@ -64,7 +59,7 @@ def run_importer(path: Path, kind: str, *, search_images: bool = True) -> None:
             "import_scene_extras": False,
         }
     try:
-        result = operator(**_operator_options(operator, wanted))
+        result = operator(**known_options(operator, wanted))
     except RuntimeError as exc:
         raise ImportFailed(f"Blender could not read {path.name!r}: {_operator_error(exc)}") from exc
     if "FINISHED" not in result:
