@@ -494,6 +494,19 @@ def _reset_pose(arm: bpy.types.Object) -> None:
         pose_bone.scale = (1.0, 1.0, 1.0)
 
 
+def _key_on_tracks(arm: bpy.types.Object, specs: list[AnimSpec], unit: float = 1.0) -> None:
+    """Key each animation and put it on its own muted NLA track (exported as separate glTF animations)."""
+    for spec in specs:
+        action = _key_animation(arm, spec, unit)
+        anim_data = arm.animation_data
+        assert anim_data is not None
+        anim_data.action = None
+        track = anim_data.nla_tracks.new()
+        track.name = spec.name
+        track.strips.new(spec.name, int(action.frame_range[0]), action)
+        track.mute = True
+
+
 def _clear_animation(arm: bpy.types.Object) -> None:
     import bpy
 
@@ -609,15 +622,7 @@ def _provider_style(out_dir: Path, file_name: str) -> list[tuple[str, int, int]]
             arm.parent = root
             leaf.parent = root
         _clear_animation(arm)
-        for name in names:
-            action = _key_animation(arm, _animation_spec(name), unit)
-            anim_data = arm.animation_data
-            assert anim_data is not None
-            anim_data.action = None
-            track = anim_data.nla_tracks.new()
-            track.name = name
-            track.strips.new(name, int(action.frame_range[0]), action)
-            track.mute = True
+        _key_on_tracks(arm, [_animation_spec(name) for name in names], unit)
         _select_all(scene)
         bpy.context.view_layer.objects.active = arm
         scene.frame_start, scene.frame_end = 1, max((_animation_spec(n).last for n in names), default=1)
@@ -753,15 +758,7 @@ def build_all(out_dir: Path) -> dict[str, Path]:
 
         # multi.glb: every animation on its own NLA track, exported as separate glTF animations.
         _clear_animation(arm)
-        for name in MULTI_ORDER:
-            action = _key_animation(arm, ANIMATIONS[name])
-            anim_data = arm.animation_data
-            assert anim_data is not None
-            anim_data.action = None
-            track = anim_data.nla_tracks.new()
-            track.name = name
-            track.strips.new(name, int(action.frame_range[0]), action)
-            track.mute = True
+        _key_on_tracks(arm, [ANIMATIONS[name] for name in MULTI_ORDER])
         scene.frame_start, scene.frame_end = 1, max(a.last for a in ANIMATIONS.values())
         files["multi.glb"] = out_dir / "multi.glb"
         _gltf_export(files["multi.glb"], animations=True, export_anim_single_armature=False)
