@@ -225,16 +225,17 @@ class TaskLedger:
                 log.warning("job %s: could not look for the %s task: %s", self.job_id, key, exc)
                 return None
             self.store.refresh()  # what other windows' jobs have recorded by now
-            if found and found not in self.known_remote_ids() and self._others_creating(key):
+            if found and found in self.known_remote_ids():
+                found = None
+            if found and self._others_creating(key):
                 # Another job's create of the same kind is still waiting for its answer: the task found
                 # may be that job's. Look again once it has recorded what it got (within seconds).
                 log.info("job %s: the %s task %s may belong to another job's create; looking again",
                          self.job_id, key, found)
-                found = None
                 if attempt + 1 < attempts:
                     self.pacer.sleep(max(IN_FLIGHT_WAIT, self.timing.retry_base * (2 ** attempt)))
                 continue
-            if found and found not in self.known_remote_ids():
+            if found:
                 def adopt(job: Job, found: str = found) -> None:
                     task = job.task(key)
                     if task is None:
