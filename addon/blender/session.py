@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ CAPABILITY_WORDS = {"rig_mesh": "rig a selected mesh", "add_animations": "add an
 
 class Session:
     def __init__(self, root: Path) -> None:
+        _ensure_wheels_on_path()
         # The core, loaded here on first use rather than at Blender's start.
         from ..core import config as core_config
         from ..core.providers import all_providers
@@ -161,6 +163,16 @@ class Session:
 # not running here); the runner's thread takes in other windows' journal changes every SYNC_INTERVAL.
 SYNC_INTERVAL = 0.5
 TAKEOVER_INTERVAL = 3.0
+
+def _ensure_wheels_on_path() -> None:
+    """Blender puts the extensions' wheel folder (pydantic) on sys.path when it syncs their wheels at
+    enable time; a preferences reset between enabling and the core's first use can take it off again
+    (seen once in a while in the test suite). Put it back, as Blender's own sync does, when it is there."""
+    folder = Path(bpy.utils.user_resource("EXTENSIONS"), ".local", "lib",
+                  f"python{sys.version_info.major}.{sys.version_info.minor}", "site-packages")
+    if folder.is_dir() and str(folder) not in sys.path:
+        sys.path.append(str(folder))
+
 
 _session: Session | None = None
 
