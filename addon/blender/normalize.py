@@ -15,13 +15,18 @@ by the importer once every animation is on the armature and gives a character wh
 * it faces -Y when the front it was delivered with is known (``facing``);
 * it is ``height`` metres tall when a height is given (the artist's setting or the provider's stated
   height), else as delivered;
-* no bone is longer than a quarter of the character (Blender's glTF importer makes 0.01-scale rigs' bones
-  thousands of units long): a too-long bone gets the length to its nearest child's head (or a twentieth of
-  the height), along the same direction, which leaves its rest matrix and so the animation unchanged;
+* no bone is longer than a quarter of the character (Blender's glTF importer alone makes 0.01-scale rigs'
+  bones thousands of units long; gltf_hooks.py has it make them their own size during Marionette's glTF
+  imports, so this is for what remains: FBX files, a root bone far from the hips): a too-long bone gets the
+  length to its nearest child's head (or a twentieth of the height), along the same direction, which
+  leaves its rest matrix and so the animation unchanged;
+* an object parented to a bone (a rigid prop) stays on that bone where it was at the rest pose, at unit
+  scale with its size in its data and its own origin and orientation (not the pose of the current frame);
 * empties that carry nothing (no data, no instance; their transform is baked into their children) and
   bone-shape objects are removed.
 
-Everything here is plain RNA data access plus one short Edit Mode visit for the bone lengths when needed;
+Everything here is plain RNA data access plus one short Edit Mode visit for the bone lengths when needed
+(it costs about as much as the rest of the normalisation together: gltf_hooks.py avoids it for glTF);
 key scaling works on whole F-curves with ``foreach_get``/``foreach_set`` (no per-key Python loop), on
 legacy actions (``action.fcurves``, Blender 4.2/4.3) and layered ones (layers/strips/channelbags, 4.4+).
 """
@@ -224,11 +229,47 @@ def _helpers(objects: Sequence[bpy.types.Object], arm: bpy.types.Object | None) 
     return found
 
 
-def _depth(obj: bpy.types.Object) -> int:
-    depth, parent = 0, obj.parent
-    while parent is not None:
-        depth, parent = depth + 1, parent.parent
-    return depth
+def _bone_parent(obj: bpy.types.Object) -> bpy.types.Bone | None:
+    """The bone `obj` is parented to (a rigid prop in a hand), else None."""
+    parent = obj.parent
+    if parent is None or obj.parent_type != "BONE" or parent.type != "ARMATURE":
+        return None
+    data = parent.data
+    assert isinstance(data, bpy.types.Armature)
+    return data.bones.get(obj.parent_bone)
+
+
+def _rest_worlds(objects: Sequence[bpy.types.Object]) -> dict[int, Matrix]:
+    """Each object's world matrix with its armature in the rest pose: matrix_world, except below a bone,
+    whose current pose (the first frame of an action) must not end up baked into a prop's data."""
+    worlds: dict[int, Matrix] = {}
+
+    def world(obj: bpy.types.Object) -> Matrix:
+        key = obj.as_pointer()
+        if key not in worlds:
+            bone = _bone_parent(obj)
+            parent = obj.parent
+            if bone is not None and parent is not None:
+                tail = bone.matrix_local @ Matrix.Translation((0.0, bone.length, 0.0))
+                worlds[key] = world(parent) @ tail @ obj.matrix_parent_inverse @ obj.matrix_basis
+            elif parent is not None and _below_a_bone(parent):
+                worlds[key] = world(parent) @ obj.matrix_parent_inverse @ obj.matrix_basis
+            else:
+                worlds[key] = obj.matrix_world.copy()
+        return worlds[key]
+
+    for obj in objects:
+        world(obj)
+    return worlds
+
+
+def _below_a_bone(obj: bpy.types.Object) -> bool:
+    current: bpy.types.Object | None = obj
+    while current is not None:
+        if _bone_parent(current) is not None:
+            return True
+        current = current.parent
+    return False
 
 
 def _kept_parent(obj: bpy.types.Object, removed: set[int]) -> bpy.types.Object | None:
@@ -255,7 +296,7 @@ def normalize(
     helpers = _helpers(objects, armature)
     removed_ids = {h.as_pointer() for h in helpers}
     kept = [o for o in objects if o.as_pointer() not in removed_ids]
-    worlds = {o.as_pointer(): o.matrix_world.copy() for o in kept}
+    worlds = _rest_worlds(kept)
 
     if armature is not None and armature.pose is not None:
         for pose_bone in armature.pose.bones:
@@ -290,8 +331,15 @@ def normalize(
             _fix_bone_lengths(armature, delivered * k / factor, view_layer)
 
     done: set[int] = set()
+    placed: dict[int, Matrix] = {}  # each object's world matrix once normalised (identity unless on a bone)
     for obj in kept:
         bake = to_scene @ worlds[obj.as_pointer()]
+        placed[obj.as_pointer()] = Matrix.Identity(4)
+        if _bone_parent(obj) is not None:
+            # A rigid prop on a bone keeps its own origin and orientation: only its scale goes into its data.
+            location, rotation, _scale = bake.decompose()
+            placed[obj.as_pointer()] = Matrix.Translation(location.to_tuple()) @ rotation.to_matrix().to_4x4()
+            bake = placed[obj.as_pointer()].inverted_safe() @ bake
         data = obj.data
         if data is not None and data.as_pointer() not in done:
             done.add(data.as_pointer())
@@ -301,11 +349,18 @@ def normalize(
                     data.flip_normals()
             elif hasattr(data, "transform"):  # armatures, curves...
                 data.transform(bake)
-    for obj in sorted(kept, key=_depth):  # parents first: matrix_world is then right without evaluating
-        obj.parent = _kept_parent(obj, removed_ids)
+    for obj in kept:
+        # Set from the matrices computed here (no evaluation needed): world = parent's world @ basis.
+        parent = _kept_parent(obj, removed_ids)
+        obj.parent = parent
         obj.matrix_parent_inverse = Matrix.Identity(4)
-        obj.matrix_basis = Matrix.Identity(4)
-        obj.matrix_world = Matrix.Identity(4)
+        origin = Matrix.Identity(4)
+        if parent is not None:
+            origin = placed.get(parent.as_pointer(), parent.matrix_world)
+            bone = _bone_parent(obj)
+            if bone is not None:  # children of a bone hang from its tail
+                origin = origin @ bone.matrix_local @ Matrix.Translation((0.0, bone.length, 0.0))
+        obj.matrix_basis = origin.inverted_safe() @ placed[obj.as_pointer()]
 
     if armature is not None:
         # Keys left unscaled move by at most 10 micrometres per metre of character.

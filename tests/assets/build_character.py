@@ -29,6 +29,8 @@ Rigs made the way providers deliver them (see :data:`PROVIDER_STYLE`), each with
 * ``scaled_character.glb``: the same rig without animation (Meshy's rigged character)
 * ``scaled_anim.glb`` and ``scaled_walk.glb``: the same rig with only ``Running`` or ``Strolling`` (animation
   files for that rig)
+* ``scaled_prop.glb``: the 0.01-scale rig holding a rigid prop (a torch, no skinning) parented to the
+  right hand bone (the torch's origin at the hand bone's tail), with ``Dance``
 * ``yup_cm.fbx``: an FBX in centimetres with Y up (Mixamo-style), with ``Strolling``
 * ``normalized.glb``: the rig and mesh fitted into a 1-unit cube centred on the origin (Rodin, image3d.io),
   with ``Strolling``
@@ -145,10 +147,14 @@ PROVIDER_STYLE: dict[str, tuple[float, float, tuple[str, ...]]] = {
     "scaled_character.glb": (100.0, 0.01, ()),
     "scaled_anim.glb": (100.0, 0.01, ("Running",)),
     "scaled_walk.glb": (100.0, 0.01, ("Strolling",)),
+    "scaled_prop.glb": (100.0, 0.01, ("Dance",)),
     "yup_cm.fbx": (100.0, 1.0, ("Strolling",)),
     "normalized.glb": (0.0, 1.0, ("Strolling",)),  # 0: fitted into a unit cube
 }
 CHARACTER_HEIGHT = 1.76  # metres, top of the head bone
+PROPS = {"scaled_prop.glb": "RightHand"}  # file -> the bone a rigid prop is parented to
+PROP_NAME = "Torch"
+PROP_SIZE = (0.04, 0.04, 0.2)  # metres: held upright, centred on its origin (within the character's height)
 
 # --------------------------------------------------------------------------------------------------
 # Small vector helpers (plain Python so that the geometry is the same everywhere)
@@ -433,6 +439,30 @@ def _make_armature(scene: bpy.types.Scene) -> bpy.types.Object:
     return arm
 
 
+def _make_prop(scene: bpy.types.Scene, arm: bpy.types.Object, bone_name: str, unit: float) -> bpy.types.Object:
+    """A box parented to `bone_name` (no skinning), its origin at the bone's tail, its data in the
+    armature's units (x `unit`) like the rest of the character."""
+    import bpy
+    from mathutils import Matrix
+
+    half = [s * unit / 2.0 for s in PROP_SIZE]
+    verts = [(x * half[0], y * half[1], z * half[2]) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    mesh = bpy.data.meshes.new(PROP_NAME)
+    mesh.from_pydata(verts, [], faces)
+    mesh.validate()
+    mesh.update()
+    prop = bpy.data.objects.new(PROP_NAME, mesh)
+    scene.collection.objects.link(prop)
+    prop.parent = arm
+    prop.parent_type = "BONE"
+    prop.parent_bone = bone_name
+    bpy.context.view_layer.update()
+    bone = arm.data.bones[bone_name]
+    prop.matrix_world = arm.matrix_world @ Matrix.Translation(bone.tail_local.to_tuple())
+    return prop
+
+
 def _make_mesh(scene: bpy.types.Scene, material: bpy.types.Material, arm: bpy.types.Object) -> bpy.types.Object:
     import bpy
 
@@ -613,6 +643,8 @@ def _provider_style(out_dir: Path, file_name: str) -> list[tuple[str, int, int]]
         assert isinstance(mesh, bpy.types.Mesh)
         mesh.transform(matrix)
         arm.scale = (object_scale, object_scale, object_scale)
+        if file_name in PROPS:
+            _make_prop(scene, arm, PROPS[file_name], unit)
         if file_name.endswith(".glb"):
             # The node tree of a converted file: an empty root above the armature, an empty leaf beside it.
             root = bpy.data.objects.new("RootNode", None)

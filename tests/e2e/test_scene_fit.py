@@ -3,19 +3,30 @@
 normalised-size GLB). The motion is checked frame by frame: every bone head's world position after the
 import equals, within 1 mm, the one Blender's own importers give without normalisation, moved to the
 cursor and scaled by the height change.
+
+Every test that imports runs twice: through the installed, enabled extension (what artists run: its glTF
+importer hooks give a scaled rig bones of its own size during the import, blender/gltf_hooks.py) and
+through the source tree's importer, which Blender's glTF importer does not know, so normalisation shortens
+the bones itself in one Edit Mode visit.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import bpy
 import numpy as np
 import pytest
+from mathutils import Vector
 
-from addon.blender import importer, inplace, normalize
-from tests.assets.build_character import CHARACTER_HEIGHT, STROLL_DISTANCE
+from addon.blender import importer as source_importer
+from addon.blender import inplace, normalize
+from tests.assets.build_character import CHARACTER_HEIGHT, PROP_NAME, PROP_SIZE, PROPS, STROLL_DISTANCE
 from tests.assets.cache import ensure_assets
+from tests.support import blender_install
 
 CURSOR = (1.5, -2.0, 0.25)
 MM = 1e-3
@@ -26,20 +37,49 @@ def files() -> dict[str, Path]:
     return ensure_assets()
 
 
+class Under:
+    """The importer under test: the installed extension's or the source tree's (see the docstring)."""
+
+    module: ModuleType = source_importer
+
+
+importer = Under()
+
+
+@pytest.fixture(params=["extension", "source"], autouse=True)
+def under_test(request: pytest.FixtureRequest, _installed: str, extension_zip: Path) -> Iterator[str]:
+    bpy.ops.wm.read_homefile(use_empty=True)
+    if request.param == "extension":
+        if _installed not in blender_install.enabled_addons():
+            blender_install.install_and_enable(extension_zip)
+        Under.module = importlib.import_module(_installed + ".blender.importer")
+    else:
+        Under.module = source_importer
+    yield request.param
+    Under.module = source_importer
+
+
 def fresh_scene() -> bpy.types.Scene:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    """An empty scene; the extension stays enabled (factory settings would turn it off)."""
+    bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     assert scene is not None
     return scene
 
 
-def load(path: Path, fit: importer.SceneFit, animations: list[tuple[str, Path]] | None = None,
-         location: tuple[float, float, float] = CURSOR) -> importer.ImportedCharacter:
-    return importer.import_character(path, animations or [], collection_name="Hero", location=location,
-                                     scene_fit=fit)
+def load(path: Path, fit: object, animations: list[tuple[str, Path]] | None = None,
+         location: tuple[float, float, float] = CURSOR) -> source_importer.ImportedCharacter:
+    imported: source_importer.ImportedCharacter = importer.module.import_character(
+        path, animations or [], collection_name="Hero", location=location, scene_fit=fit)
+    return imported
 
 
-def armature(result: importer.ImportedCharacter) -> bpy.types.Object:
+def fit(**options: object) -> source_importer.SceneFit:
+    scene_fit: source_importer.SceneFit = importer.module.SceneFit(**options)
+    return scene_fit
+
+
+def armature(result: source_importer.ImportedCharacter) -> bpy.types.Object:
     assert result.armature is not None
     return bpy.data.objects[result.armature]
 
@@ -86,7 +126,7 @@ def world_points(objects: list[bpy.types.Object]) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def objects_of(result: importer.ImportedCharacter) -> list[bpy.types.Object]:
+def objects_of(result: source_importer.ImportedCharacter) -> list[bpy.types.Object]:
     return [bpy.data.objects[n] for n in result.objects]
 
 
@@ -94,14 +134,14 @@ def raw_import(path: Path, animations: list[tuple[str, Path]] | None = None
                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """What Blender's importers give (no normalisation): head tracks of every action, rest-pose points."""
     fresh_scene()
-    result = load(path, importer.SceneFit(normalize=False), animations, location=(0.0, 0.0, 0.0))
+    result = load(path, fit(normalize=False), animations, location=(0.0, 0.0, 0.0))
     arm = armature(result)
     points = world_points(objects_of(result))
     tracks = {name: head_track(arm, name) for name in result.actions}
     return tracks, points
 
 
-def assert_right_in_scene(result: importer.ImportedCharacter, height: float) -> bpy.types.Object:
+def assert_right_in_scene(result: source_importer.ImportedCharacter, height: float) -> bpy.types.Object:
     """Unit scale, no helpers, the height asked for, on the ground at the cursor, facing -Y, sane bones."""
     objects = objects_of(result)
     bpy.context.view_layer.update()
@@ -148,14 +188,14 @@ def test_scaled_rig_arrives_unit_scale_real_size_on_the_ground(files: dict[str, 
     """A rig at object scale 0.01 with centimetre data (Meshy's rigged GLB): Blender's glTF importer alone
     gives an armature at scale 0.01 with bones tens of metres long, empty nodes and root motion in cm."""
     fresh_scene()
-    raw = load(files["scaled_rig.glb"], importer.SceneFit(normalize=False))
+    raw = load(files["scaled_rig.glb"], fit(normalize=False))
     raw_arm = armature(raw)
     assert raw_arm.scale[0] == pytest.approx(0.01)
     assert max(b.length for b in raw_arm.data.bones) * 0.01 > CHARACTER_HEIGHT  # the broken-looking rig
     assert [o for o in bpy.data.objects if o.type == "EMPTY"]
 
     fresh_scene()
-    result = load(files["scaled_rig.glb"], importer.SceneFit())
+    result = load(files["scaled_rig.glb"], fit())
     arm = assert_right_in_scene(result, CHARACTER_HEIGHT)
     assert sorted(result.actions) == ["Dance", "Strolling"]
     assert arm.get(normalize.KEY_SCALE_PROP) == pytest.approx(0.01)
@@ -178,7 +218,7 @@ def test_motion_plays_as_authored_frame_by_frame(files: dict[str, Path], file_na
     scale = height / raw_height if height else 1.0
 
     fresh_scene()
-    result = load(files[file_name], importer.SceneFit(height=height), animations)
+    result = load(files[file_name], fit(height=height), animations)
     assert_right_in_scene(result, height or raw_height)
     arm = armature(result)
     assert sorted(result.actions) == sorted(before)
@@ -188,16 +228,16 @@ def test_motion_plays_as_authored_frame_by_frame(files: dict[str, Path], file_na
 
 def test_normalised_size_model_gets_the_height_asked_for(files: dict[str, Path]) -> None:
     fresh_scene()
-    result = load(files["normalized.glb"], importer.SceneFit())
+    result = load(files["normalized.glb"], fit())
     assert_right_in_scene(result, 1.0)  # as delivered: the unit cube
     fresh_scene()
-    result = load(files["normalized.glb"], importer.SceneFit(height=1.62))
+    result = load(files["normalized.glb"], fit(height=1.62))
     assert_right_in_scene(result, 1.62)
 
 
 def test_unrigged_model_stands_on_the_cursor(files: dict[str, Path]) -> None:
     fresh_scene()
-    result = load(files["model.glb"], importer.SceneFit(height=2.0))
+    result = load(files["model.glb"], fit(height=2.0))
     [obj] = objects_of(result)
     assert obj.scale.to_tuple() == pytest.approx((1.0, 1.0, 1.0))
     points = world_points([obj])
@@ -210,7 +250,7 @@ def test_selected_mesh_flow_keeps_the_result_where_the_provider_put_it(files: di
     """recentre=False (the selected-mesh flow): unit scale, but the data keeps its place about the origin."""
     _before, points = raw_import(files["scaled_rig.glb"])
     fresh_scene()
-    result = load(files["scaled_rig.glb"], importer.SceneFit(recentre=False))
+    result = load(files["scaled_rig.glb"], fit(recentre=False))
     after = world_points(objects_of(result))
     assert np.abs(after - (points + np.array(CURSOR))).max() < MM
     assert armature(result).scale[0] == pytest.approx(1.0)
@@ -221,9 +261,9 @@ def test_added_animations_are_scaled_like_the_character(files: dict[str, Path]) 
     keys) plays exactly as on the rig it was made for."""
     before, points = raw_import(files["scaled_rig.glb"], [("Running", files["scaled_anim.glb"])])
     fresh_scene()
-    result = load(files["scaled_rig.glb"], importer.SceneFit())
+    result = load(files["scaled_rig.glb"], fit())
     arm = armature(result)
-    added = importer.add_animations(arm.name, [("Running", files["scaled_anim.glb"])])
+    added = importer.module.add_animations(arm.name, [("Running", files["scaled_anim.glb"])])
     assert added == ["Running"]
     assert_same_motion(before["Running"], head_track(arm, "Running"), points, 1.0)
     assert_same_motion(before["Strolling"], head_track(arm, "Strolling"), points, 1.0)
@@ -232,7 +272,7 @@ def test_added_animations_are_scaled_like_the_character(files: dict[str, Path]) 
 def test_in_place_removes_the_travel_and_keeps_the_bob(files: dict[str, Path]) -> None:
     before, points = raw_import(files["scaled_rig.glb"])
     fresh_scene()
-    result = load(files["scaled_rig.glb"], importer.SceneFit(in_place=True))
+    result = load(files["scaled_rig.glb"], fit(in_place=True))
     assert sorted(result.actions) == ["Dance", "Strolling" + inplace.SUFFIX]  # Dance does not travel: untouched
     original = bpy.data.actions["Strolling"]
     assert original.use_fake_user  # the original stays in the file
@@ -255,7 +295,7 @@ def test_in_place_removes_the_travel_and_keeps_the_bob(files: dict[str, Path]) -
 
 def test_in_place_is_off_by_default(files: dict[str, Path]) -> None:
     fresh_scene()
-    result = load(files["scaled_rig.glb"], importer.SceneFit())
+    result = load(files["scaled_rig.glb"], fit())
     assert sorted(result.actions) == ["Dance", "Strolling"]
     assert not [a for a in bpy.data.actions if a.name.endswith(inplace.SUFFIX)]
 
@@ -274,7 +314,7 @@ def test_known_front_is_turned_to_minus_y(files: dict[str, Path]) -> None:
     """A character delivered looking along +Y (a provider whose convention says so) is turned to look -Y:
     with facing="+Y" our -Y-facing test character ends up turned half way round."""
     fresh_scene()
-    result = load(files["rigged.glb"], importer.SceneFit(facing="+Y"))
+    result = load(files["rigged.glb"], fit(facing="+Y"))
     arm = armature(result)
     bpy.context.view_layer.update()
     foot = arm.data.bones["LeftFoot"]
@@ -288,9 +328,9 @@ def test_known_front_is_turned_to_minus_y(files: dict[str, Path]) -> None:
 
 def test_added_locomotion_gets_an_in_place_copy(files: dict[str, Path]) -> None:
     fresh_scene()
-    result = load(files["scaled_rig.glb"], importer.SceneFit())
+    result = load(files["scaled_rig.glb"], fit())
     arm = armature(result)
-    added = importer.add_animations(arm.name, [("Walking", files["scaled_walk.glb"])], in_place=True)
+    added = importer.module.add_animations(arm.name, [("Walking", files["scaled_walk.glb"])], in_place=True)
     assert added == ["Walking" + inplace.SUFFIX]
     assert bpy.data.actions["Walking"].use_fake_user
     hips = sorted(b.name for b in arm.data.bones).index("Hips")
@@ -298,3 +338,110 @@ def test_added_locomotion_gets_an_in_place_copy(files: dict[str, Path]) -> None:
     assert np.abs(looped[-1] - looped[0]).max() < MM
     travelling = head_track(arm, "Walking")[:, hips]
     assert travelling[0, 1] - travelling[-1, 1] == pytest.approx(STROLL_DISTANCE, abs=MM)
+
+
+# --------------------------------------------------------------------------------------------------
+# Bone lengths from the import itself (the extension's glTF importer hooks), and props on bones
+# --------------------------------------------------------------------------------------------------
+
+
+def normalize_under_test() -> ModuleType:
+    return importlib.import_module(importer.module.__name__.rsplit(".", 1)[0] + ".normalize")
+
+
+def test_scaled_rig_bones_come_right_from_the_import_with_the_extension(
+        files: dict[str, Path], under_test: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the extension the glTF importer makes the scaled rig's bones their own size, so
+    normalisation has nothing to shorten (no Edit Mode visit); the source tree's importer (no hooks) gets
+    the importer's 100-times-too-long bones and shortens them itself. Both end with the same sane bones."""
+    norm = normalize_under_test()
+    real = norm._fix_bone_lengths
+    seen: list[float] = []  # longest bone / the cap, when normalisation looked
+
+    def recording(arm: bpy.types.Object, height: float, view_layer: bpy.types.ViewLayer) -> None:
+        seen.append(max(b.length for b in arm.data.bones) / (height * norm.MAX_BONE_FRACTION))
+        real(arm, height, view_layer)
+
+    monkeypatch.setattr(norm, "_fix_bone_lengths", recording)
+    fresh_scene()
+    result = load(files["scaled_rig.glb"], fit())
+    arm = assert_right_in_scene(result, CHARACTER_HEIGHT)
+    assert len(seen) == 1
+    if under_test == "extension":
+        assert seen[0] <= 1.0, "the imported bones were too long: the hooks did not run"
+    else:
+        assert seen[0] > 10.0
+    # Bones as long as the distance to their child (the glTF importer's own rule, in metres now).
+    bones = arm.data.bones
+    assert bones["Spine"].length == pytest.approx((bones["Chest"].head_local - bones["Spine"].head_local).length,
+                                                  abs=MM)
+
+
+def test_prop_on_a_bone_follows_the_hand(files: dict[str, Path], under_test: str) -> None:
+    """A rigid prop parented to a bone of a 0.01-scale rig: unit scale, its size in metres, its origin
+    where the file puts it (the hand bone's tail, 10 cm from the hand's head, upright at rest) and
+    following the hand at every frame."""
+    if under_test == "source":
+        pytest.skip("Blender's glTF importer alone places a scaled rig's bone children from the too-long "
+                    "bones; the extension's hooks are what place them right")
+    [(file_name, bone_name)] = PROPS.items()
+    fresh_scene()
+    result = load(files[file_name], fit())
+    arm = armature(result)
+    prop = bpy.data.objects[PROP_NAME]
+    assert prop.name in result.objects
+    assert (prop.parent, prop.parent_type, prop.parent_bone) == (arm, "BONE", bone_name)
+    bpy.context.view_layer.update()
+    assert prop.matrix_world.to_scale().to_tuple() == pytest.approx((1.0, 1.0, 1.0), abs=1e-6)
+    corners = np.array([v.co.to_tuple() for v in prop.data.vertices])
+    assert np.abs(corners).max(axis=0) == pytest.approx(np.array(PROP_SIZE) / 2, abs=MM)
+
+    arm.data.pose_position = "REST"
+    bpy.context.view_layer.update()
+    head = arm.matrix_world @ arm.data.bones[bone_name].head_local
+    offset = prop.matrix_world.translation - head
+    assert offset.to_tuple() == pytest.approx((-0.10, 0.0, 0.0), abs=MM)  # the right hand points to -X
+    assert (prop.matrix_world.to_3x3() @ Vector((0.0, 0.0, 1.0))).to_tuple() == pytest.approx((0.0, 0.0, 1.0),
+                                                                                            abs=1e-4)
+    arm.data.pose_position = "POSE"
+
+    action = play(arm, "Dance")
+    scene = bpy.context.scene
+    relative = []
+    for frame in range(round(action.frame_range[0]), round(action.frame_range[1]) + 1):
+        scene.frame_set(frame)
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        evaluated_arm, evaluated_prop = arm.evaluated_get(depsgraph), prop.evaluated_get(depsgraph)
+        bone_world = evaluated_arm.matrix_world @ evaluated_arm.pose.bones[bone_name].matrix
+        relative.append(np.array(bone_world.inverted() @ evaluated_prop.matrix_world))
+    moves = np.array(relative)
+    assert np.abs(moves - moves[0]).max() < MM  # rigidly attached to the hand at every frame
+    assert np.linalg.norm(moves[0][:3, 3]) == pytest.approx(0.10, abs=MM)
+
+
+def test_artists_own_gltf_imports_are_left_to_blender(files: dict[str, Path], under_test: str) -> None:
+    """The extension's hooks run for Marionette's imports only: the artist's own File > Import gives what
+    Blender's importer gives, enabled extension or not."""
+    fresh_scene()
+    bpy.ops.import_scene.gltf(filepath=str(files["scaled_rig.glb"]), bone_heuristic="BLENDER")
+    [arm] = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    assert arm.scale.to_tuple() == pytest.approx((0.01, 0.01, 0.01))
+    assert max(b.length for b in arm.data.bones) * 0.01 > CHARACTER_HEIGHT
+
+
+def test_armature_scale_given_back_when_an_import_stops_half_way(under_test: str) -> None:
+    """The hooks set a scaled armature object to scale 1 while its bones are made; if the importer stops
+    before its after-nodes hook, leaving Marionette's import block puts the scale back."""
+    hooks = importlib.import_module(importer.module.__name__.rsplit(".", 2)[0] + ".blender.gltf_hooks")
+    fresh_scene()
+    arm = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
+    arm.scale = (0.01, 0.01, 0.01)
+    outside = hooks.GltfImportHooks()
+    outside.gather_import_node_after_hook(None, None, arm, None)
+    assert arm.scale.to_tuple() == pytest.approx((0.01, 0.01, 0.01))  # not Marionette's import: untouched
+    with pytest.raises(RuntimeError), hooks.sane_bone_lengths():
+        inside = hooks.GltfImportHooks()
+        inside.gather_import_node_after_hook(None, None, arm, None)
+        assert arm.scale.to_tuple() == pytest.approx((1.0, 1.0, 1.0))
+        raise RuntimeError("the importer failed half-way")
+    assert arm.scale.to_tuple() == pytest.approx((0.01, 0.01, 0.01))

@@ -133,6 +133,7 @@ def import_character(
     if scene is None or view_layer is None:
         raise ImportFailed("There is no open scene to import into.")
 
+    fit = scene_fit if scene_fit is not None else SceneFit()
     character = Character(ctx, scene, view_layer)
     with atomic_import(ctx, scene, view_layer, what=f"import of {main_path.name}",
                        failure=f"Could not import {main_path.name!r}",
@@ -141,13 +142,13 @@ def import_character(
         scene.collection.children.link(collection)
         character.collection = collection
         set_active_collection(view_layer, collection.name)
-        import_main(character, main_path, main_kind)
+        import_main(character, main_path, main_kind, sane_bones=fit.normalize)
         state.settings.restore(scene, fps=False)  # the main file may set the fps, nothing else
         if anim_files and character.armature is None:
             raise ImportFailed(f"{main_path.name!r} has no skeleton, so animations cannot be added to it.")
         for display_name, anim_path, anim_kind in anim_files:
             import_animation(character, display_name, anim_path, anim_kind)
-        fit_to_scene(character, scene_fit if scene_fit is not None else SceneFit())
+        fit_to_scene(character, fit)
         if character.armature is not None:
             animations.layout_nla(character.armature, character.anims, scene)
         track_names = list(state.settings.gltf_tracks or [])

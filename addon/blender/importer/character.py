@@ -36,10 +36,10 @@ class Character:
     anims: list[Anim] = field(default_factory=list)
 
 
-def import_main(character: Character, path: Path, kind: str) -> None:
+def import_main(character: Character, path: Path, kind: str, *, sane_bones: bool = True) -> None:
     assert character.collection is not None
     before = ids.snapshot()
-    reading.run_importer(path, kind)
+    reading.run_importer(path, kind, sane_bones=sane_bones)
     created = ids.created_since(before)
     objects = [i for i in created if isinstance(i, bpy.types.Object)]
     if not objects:

@@ -4,6 +4,7 @@ Marionette's options (only those this Blender's operator knows), its errors turn
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import bpy
 from ...core.errors import ImportFailed
 from ...core.formats import sniff_file
 from ...core.resultcheck import check_model
+from .. import gltf_hooks
 from ..operator_options import known_options
 from .gltf_slim import looks_like_gltf_json
 
@@ -33,7 +35,9 @@ def model_kind(path: Path, what: str) -> str:
     raise ImportFailed(f"The {what} {path.name!r} is {found}; nothing was imported.")
 
 
-def run_importer(path: Path, kind: str, *, search_images: bool = True) -> None:
+def run_importer(path: Path, kind: str, *, search_images: bool = True, sane_bones: bool = False) -> None:
+    """`sane_bones`: a glTF rig delivered at an object scale gets bones of its own size (gltf_hooks.py)
+    instead of lengths divided by that scale."""
     operator: Any
     if kind == "fbx":
         operator = bpy.ops.import_scene.fbx
@@ -59,7 +63,8 @@ def run_importer(path: Path, kind: str, *, search_images: bool = True) -> None:
             "import_scene_extras": False,
         }
     try:
-        result = operator(**known_options(operator, wanted))
+        with gltf_hooks.sane_bone_lengths() if sane_bones and kind != "fbx" else nullcontext():
+            result = operator(**known_options(operator, wanted))
     except RuntimeError as exc:
         raise ImportFailed(f"Blender could not read {path.name!r}: {_operator_error(exc)}") from exc
     if "FINISHED" not in result:
