@@ -60,6 +60,7 @@ _OBJECT_TRANSFORMS = frozenset({
     "location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale", "delta_location",
     "delta_rotation_euler", "delta_rotation_quaternion", "delta_scale",
 })
+_PLAIN_PARENTS = frozenset({"OBJECT", "ARMATURE"})  # parent types whose world is the parent's world
 _BONE_LOCATION = re.compile(r'^pose\.bones\["((?:[^"\\]|\\.)*)"\]\.location$')
 
 
@@ -239,37 +240,39 @@ def _bone_parent(obj: bpy.types.Object) -> bpy.types.Bone | None:
     return data.bones.get(obj.parent_bone)
 
 
-def _rest_worlds(objects: Sequence[bpy.types.Object]) -> dict[int, Matrix]:
-    """Each object's world matrix with its armature in the rest pose: matrix_world, except below a bone,
-    whose current pose (the first frame of an action) must not end up baked into a prop's data."""
+def _rest_worlds(objects: Sequence[bpy.types.Object], view_layer: bpy.types.ViewLayer) -> dict[int, Matrix]:
+    """Each object's world matrix with its armature in the rest pose, from its own transform and its
+    parents' (below a bone: the bone's rest matrix, not the pose of the current frame, which must not end
+    up baked into a prop's data). Blender's dependency graph is evaluated only for what that cannot give
+    (constraints, vertex or curve parents): the import leaves it to evaluate, and doing it here would
+    cost more than the rest of the normalisation of a small character."""
     worlds: dict[int, Matrix] = {}
+    evaluated = False
 
     def world(obj: bpy.types.Object) -> Matrix:
+        nonlocal evaluated
         key = obj.as_pointer()
-        if key not in worlds:
-            bone = _bone_parent(obj)
-            parent = obj.parent
-            if bone is not None and parent is not None:
-                tail = bone.matrix_local @ Matrix.Translation((0.0, bone.length, 0.0))
-                worlds[key] = world(parent) @ tail @ obj.matrix_parent_inverse @ obj.matrix_basis
-            elif parent is not None and _below_a_bone(parent):
-                worlds[key] = world(parent) @ obj.matrix_parent_inverse @ obj.matrix_basis
-            else:
-                worlds[key] = obj.matrix_world.copy()
-        return worlds[key]
+        if key in worlds:
+            return worlds[key]
+        parent, bone = obj.parent, _bone_parent(obj)
+        if len(obj.constraints) or (parent is not None and bone is None and obj.parent_type not in _PLAIN_PARENTS):
+            if not evaluated:
+                view_layer.update()
+                evaluated = True
+            result = obj.matrix_world.copy()
+        elif parent is None:
+            result = obj.matrix_basis.copy()
+        else:
+            base = world(parent)
+            if bone is not None:  # children of a bone hang from its tail
+                base = base @ bone.matrix_local @ Matrix.Translation((0.0, bone.length, 0.0))
+            result = base @ obj.matrix_parent_inverse @ obj.matrix_basis
+        worlds[key] = result
+        return result
 
     for obj in objects:
         world(obj)
     return worlds
-
-
-def _below_a_bone(obj: bpy.types.Object) -> bool:
-    current: bpy.types.Object | None = obj
-    while current is not None:
-        if _bone_parent(current) is not None:
-            return True
-        current = current.parent
-    return False
 
 
 def _kept_parent(obj: bpy.types.Object, removed: set[int]) -> bpy.types.Object | None:
@@ -292,11 +295,10 @@ def normalize(
     """Normalise the character made of `objects` (see the module docstring). Returns what was done and the
     objects still there (helpers removed). The objects end with identity transforms (a root at the origin);
     the caller places the roots."""
-    view_layer.update()
     helpers = _helpers(objects, armature)
     removed_ids = {h.as_pointer() for h in helpers}
     kept = [o for o in objects if o.as_pointer() not in removed_ids]
-    worlds = _rest_worlds(kept)
+    worlds = _rest_worlds(objects, view_layer)
 
     if armature is not None and armature.pose is not None:
         for pose_bone in armature.pose.bones:
