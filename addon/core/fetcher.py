@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from . import downloads
+from . import downloads, netpolicy
 from .errors import DownloadError, MarionetteError
 from .http import Timing, with_retries
 from .ledger import JobRecord
@@ -124,6 +124,16 @@ class ResultFetcher:
                     raise
                 raise DownloadError(f"{asset.name} could not be written to {dest.parent} ({exc.strerror or exc}). "
                                     f"Make room there and {again}; the part already downloaded is kept.") from exc
+            except netpolicy.BadURL:
+                # A link Marionette will not open (a hostile or garbled one): a Retry must not meet the stored
+                # copy again when the provider now hands out a good one, so the task's status is asked.
+                if refresh_url is None or refreshes >= LINK_REFRESHES:
+                    raise
+                refreshes += 1
+                log.warning("job %s: the link for %s was refused; asking for a fresh one", self.job_id, asset.name)
+                url = with_retries(lambda: refresh_url(asset), pacer=self.pacer, timing=self.timing,
+                                   notice=self.notice)
+                self._remember_url(asset.key, url)
             except downloads.LinkRefused as exc:
                 # A signed link expires (a job resumed later, a slow download): the task's status gives a fresh one.
                 if refresh_url is None:

@@ -125,6 +125,11 @@ def test_confusing_result_link_never_connects(emu: Emulator, runner: JobRunner, 
     matrix.record("url_confusion", provider, "result link", survived=ok)
     assert "192.0.2.1" not in connects
     assert ok, job.error
+    # The provider hands out good links again: Retry asks for one (the refused link stored in the journal is
+    # not reused) and gets the result without paying again.
+    again = wait(runner, runner.retry(job.id, config(emu, provider)).id)
+    assert again.state is JobState.SUCCEEDED, again.error
+    assert created(emu, provider) == 1
 
 
 @pytest.mark.parametrize("provider", POLLING)
