@@ -214,6 +214,8 @@ class JobRunner:
         kept = [t for t in job.tasks if t.remote_id and t.status in (TaskStatus.SUBMITTED, TaskStatus.SUCCEEDED)]
         saved = 0.0
         for task in kept:
+            if not provider.in_estimate(job.request, task.key):
+                continue  # a step added on the way: reusing it takes nothing off the estimate
             cost = provider.task_cost(job.request, task.key)
             if cost is None:
                 return f"Retry reuses {len(kept)} finished task(s); the rest is sent again"

@@ -84,6 +84,26 @@ def test_a_model_still_over_the_limit_is_remeshed_before_rigging(runner: JobRunn
         {t.key for t in job.tasks} == {"image", "rig", "remesh", "anim:92"}
 
 
+def test_retry_after_a_remesh_for_rigging_counts_only_what_is_sent_again(runner: JobRunner, emu: Emulator) -> None:
+    """The remesh added for rigging is not in the job's estimate: a Retry that reuses it (and the model)
+    costs the rig and the animations, not the estimate less the remesh too."""
+    emu.inject("POST", rf"^{RIG}$", status=400, times=1,
+               body={"message": "Face count exceeded: the input model has more than 300,000 faces."})
+    emu.meshy.pose_failures = 1  # the rig of the remeshed model is refused next
+    job = _rig_job(runner, emu, "image")
+    assert job.state is JobState.FAILED
+    assert {t.key for t in job.tasks if t.remote_id} == {"image", "remesh"}
+    provider = all_providers()["meshy"]
+    rig_and_animations = 5 + 3 * len(ANIMS)
+    assert provider.cost(job.request) == 30 + rig_and_animations
+    retried = runner.retry(job.id, config(emu, "meshy"))
+    assert retried.notice == (f"Retry reuses the model, remesh (already paid); the new tasks cost "
+                              f"{rig_and_animations} credits")
+    done = wait(runner, job.id, 30)
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert emu.meshy.created["image-to-3d"] == 1 and emu.meshy.created["remesh"] == 1
+
+
 # -- 2. DELETE permanently deletes ----------------------------------------------------------------------
 
 

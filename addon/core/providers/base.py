@@ -360,6 +360,11 @@ class Provider(ABC):
         """Credits the job's remote task `key` costs (None: not known per task)."""
         return None
 
+    def in_estimate(self, request: GenerationRequest, key: str) -> bool:
+        """Whether cost(request) counts the remote task `key` (False for a step added on the way, which a
+        Retry that reuses it does not take off the estimate)."""
+        return True
+
     # -- the finished job's files, for the importer (by role, not by the provider's task keys) -------------
 
     def main_file(self, job: Job) -> Asset | None:

@@ -156,6 +156,11 @@ class MeshyProvider(Provider):
         prices["multi"] = prices["image"]
         return prices.get(kind)
 
+    def in_estimate(self, request: GenerationRequest, key: str) -> bool:
+        # A remesh is in cost() only when the artist asked for it first (the selected-mesh flow); the one
+        # added when rigging refuses the model's face count is not.
+        return key != "remesh" or (request.kind == "mesh" and bool(request.options.get("remesh_first")))
+
     # -- pipeline ----------------------------------------------------------------------------------
 
     def run(self, ctx: ProviderContext) -> None:
