@@ -15,6 +15,7 @@ from addon.blender import engine_export, importer
 from addon.core.errors import InputError
 from tests.assets.build_character import CHARACTER_HEIGHT, glb_animation_names
 from tests.assets.cache import ensure_assets
+from tests.support.motion import head_track
 
 MM = 1e-3
 
@@ -33,29 +34,6 @@ def make_character(files: dict[str, Path]) -> bpy.types.Object:
     return bpy.data.objects[result.armature]
 
 
-def play(arm: bpy.types.Object, action: bpy.types.Action) -> None:
-    anim_data = arm.animation_data or arm.animation_data_create()
-    for track in anim_data.nla_tracks:
-        track.mute = True
-    anim_data.action = action
-    slots = getattr(action, "slots", None)
-    if slots is not None and len(slots) and hasattr(anim_data, "action_slot"):
-        anim_data.action_slot = slots[0]
-
-
-def heads(arm: bpy.types.Object, action: bpy.types.Action) -> np.ndarray:
-    play(arm, action)
-    scene = bpy.context.scene
-    first, last = (round(f) for f in action.frame_range)
-    names = sorted(b.name for b in arm.data.bones)
-    out = []
-    for frame in range(first, last + 1):
-        scene.frame_set(frame)
-        evaluated = arm.evaluated_get(bpy.context.evaluated_depsgraph_get())
-        out.append([(evaluated.matrix_world @ evaluated.pose.bones[n].head).to_tuple() for n in names])
-    return np.array(out)
-
-
 def short_name(action_name: str, armature: str) -> str:
     """FBX takes come back as "<object>|<take>"; Blender 4.2's glTF importer names actions "<anim>_<object>"."""
     return action_name.rsplit("|", 1)[-1].removesuffix("_" + armature)
@@ -66,7 +44,7 @@ def test_export_reads_back_with_every_action(files: dict[str, Path], tmp_path: P
     arm = make_character(files)
     actions = {a.name: a for a in bpy.data.actions}
     assert sorted(actions) == ["Dance", "Strolling", "Strolling In Place"]
-    expected = {name: (action.frame_range[1] - action.frame_range[0], heads(arm, action))
+    expected = {name: (action.frame_range[1] - action.frame_range[0], head_track(arm, action))
                 for name, action in actions.items()}
     written = engine_export.export(arm, tmp_path / "hero", preset)
     key = engine_export.preset_id(preset)
@@ -95,7 +73,7 @@ def test_export_reads_back_with_every_action(files: dict[str, Path], tmp_path: P
     for name, (length, before) in expected.items():
         action = found[name]
         assert action.frame_range[1] - action.frame_range[0] == pytest.approx(length, abs=0.01), name
-        after = heads(back, action)
+        after = head_track(back, action)
         assert after.shape == before.shape
         worst = float(np.abs(after - before).max())
         assert worst < MM, f"{preset} {name}: bone heads off by {worst * 1000:.2f} mm"

@@ -27,6 +27,7 @@ from addon.blender import inplace, normalize
 from tests.assets.build_character import CHARACTER_HEIGHT, PROP_NAME, PROP_SIZE, PROPS, STROLL_DISTANCE
 from tests.assets.cache import ensure_assets
 from tests.support import blender_install
+from tests.support.motion import head_track, play
 
 CURSOR = (1.5, -2.0, 0.25)
 MM = 1e-3
@@ -82,33 +83,6 @@ def fit(**options: object) -> source_importer.SceneFit:
 def armature(result: source_importer.ImportedCharacter) -> bpy.types.Object:
     assert result.armature is not None
     return bpy.data.objects[result.armature]
-
-
-def play(arm: bpy.types.Object, action_name: str) -> bpy.types.Action:
-    """Make `action_name` the armature's active action (its slot too on Blender 4.4+)."""
-    anim_data = arm.animation_data
-    assert anim_data is not None
-    action = bpy.data.actions[action_name]
-    anim_data.action = action
-    slots = getattr(action, "slots", None)
-    if slots is not None and len(slots) and hasattr(anim_data, "action_slot"):
-        anim_data.action_slot = slots[0]
-    return action
-
-
-def head_track(arm: bpy.types.Object, action_name: str) -> np.ndarray:
-    """World positions of every bone head at every frame of the action: (frames, bones, 3)."""
-    action = play(arm, action_name)
-    scene = bpy.context.scene
-    first, last = (round(f) for f in action.frame_range)
-    names = sorted(b.name for b in arm.data.bones)
-    frames = []
-    for frame in range(first, last + 1):
-        scene.frame_set(frame)
-        evaluated = arm.evaluated_get(bpy.context.evaluated_depsgraph_get())
-        world = evaluated.matrix_world
-        frames.append([(world @ evaluated.pose.bones[n].head).to_tuple() for n in names])
-    return np.array(frames, dtype=np.float64)
 
 
 def world_points(objects: list[bpy.types.Object]) -> np.ndarray:
