@@ -136,13 +136,21 @@ def test_confusing_result_link_never_connects(emu: Emulator, runner: JobRunner, 
 def test_confusing_redirect_never_connects(emu: Emulator, runner: JobRunner, matrix: Matrix, provider: str,
                                            connects: list[str]) -> None:
     runner.online_access = False
-    emu.inject("GET", ASSET[provider], status=302,
+    emu.inject("GET", ASSET[provider], status=302, times=1000,
                headers={"Location": _confusing(emu) + "/assets/elsewhere/model.glb"})
     job = run(runner, emu, provider)
+    emu.clear_injections()
     ok = job.state is JobState.FAILED and "backslash" in (job.error or "") and "192.0.2.1" not in connects
+    ok = ok and any(t.remote_id for t in job.tasks) and created(emu, provider) == 1
     matrix.record("url_confusion", provider, "redirect", survived=ok)
     assert "192.0.2.1" not in connects
     assert ok, job.error
+    # A link that redirected that way once is asked for again: a redirect that has stopped costs nothing.
+    emu.inject("GET", ASSET[provider], status=302, times=1,
+               headers={"Location": _confusing(emu) + "/assets/elsewhere/model.glb"})
+    again = wait(runner, runner.retry(job.id, config(emu, provider)).id)
+    assert again.state is JobState.SUCCEEDED, again.error
+    assert "192.0.2.1" not in connects and created(emu, provider) == 1
 
 
 # -- keys that are not keys ----------------------------------------------------------------------------
