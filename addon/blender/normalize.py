@@ -293,8 +293,8 @@ def normalize(
     recentre: bool = True,
 ) -> tuple[Normalized, list[bpy.types.Object]]:
     """Normalise the character made of `objects` (see the module docstring). Returns what was done and the
-    objects still there (helpers removed). The objects end with identity transforms (a root at the origin);
-    the caller places the roots."""
+    objects still there (helpers removed). The objects end with identity world matrices (a root at the
+    origin), but for props on bones, which keep their own origin; the caller places the roots."""
     helpers = _helpers(objects, armature)
     removed_ids = {h.as_pointer() for h in helpers}
     kept = [o for o in objects if o.as_pointer() not in removed_ids]
