@@ -240,6 +240,11 @@ def _bone_parent(obj: bpy.types.Object) -> bpy.types.Bone | None:
     return data.bones.get(obj.parent_bone)
 
 
+def _bone_tail(bone: bpy.types.Bone) -> Matrix:
+    """Where a bone's children hang, in armature space at rest: the bone's frame moved to its tail."""
+    return bone.matrix_local @ Matrix.Translation((0.0, bone.length, 0.0))
+
+
 def _rest_worlds(objects: Sequence[bpy.types.Object], view_layer: bpy.types.ViewLayer) -> dict[int, Matrix]:
     """Each object's world matrix with its armature in the rest pose, from its own transform and its
     parents' (below a bone: the bone's rest matrix, not the pose of the current frame, which must not end
@@ -263,9 +268,7 @@ def _rest_worlds(objects: Sequence[bpy.types.Object], view_layer: bpy.types.View
         elif parent is None:
             result = obj.matrix_basis.copy()
         else:
-            base = world(parent)
-            if bone is not None:  # children of a bone hang from its tail
-                base = base @ bone.matrix_local @ Matrix.Translation((0.0, bone.length, 0.0))
+            base = world(parent) if bone is None else world(parent) @ _bone_tail(bone)
             result = base @ obj.matrix_parent_inverse @ obj.matrix_basis
         worlds[key] = result
         return result
@@ -360,8 +363,8 @@ def normalize(
         if parent is not None:
             origin = placed.get(parent.as_pointer(), parent.matrix_world)
             bone = _bone_parent(obj)
-            if bone is not None:  # children of a bone hang from its tail
-                origin = origin @ bone.matrix_local @ Matrix.Translation((0.0, bone.length, 0.0))
+            if bone is not None:
+                origin = origin @ _bone_tail(bone)
         obj.matrix_basis = origin.inverted_safe() @ placed[obj.as_pointer()]
 
     if armature is not None:

@@ -131,9 +131,7 @@ class ResultFetcher:
                     raise
                 refreshes += 1
                 log.warning("job %s: the link for %s was refused; asking for a fresh one", self.job_id, asset.name)
-                url = with_retries(lambda: refresh_url(asset), pacer=self.pacer, timing=self.timing,
-                                   notice=self.notice)
-                self._remember_url(asset.key, url)
+                url = self._fresh_link(asset, refresh_url)
             except downloads.LinkRefused as exc:
                 # A signed link expires (a job resumed later, a slow download): the task's status gives a fresh one.
                 if refresh_url is None:
@@ -143,17 +141,19 @@ class ResultFetcher:
                     raise DownloadError(f"{asset.name}: {exc}, and a fresh link was refused too; {again}.") from exc
                 refreshes += 1
                 self.notice(f"{asset.name}: the link expired; asking {self.provider.label} for a fresh one")
-                url = with_retries(lambda: refresh_url(asset), pacer=self.pacer, timing=self.timing,
-                                   notice=self.notice)
-                self._remember_url(asset.key, url)
+                url = self._fresh_link(asset, refresh_url)
 
-    def _remember_url(self, key: str, url: str) -> None:
+    def _fresh_link(self, asset: Asset, refresh_url: Callable[[Asset], str]) -> str:
+        """A new link for `asset` from the task's status, remembered in the journal for a later Retry."""
+        url = with_retries(lambda: refresh_url(asset), pacer=self.pacer, timing=self.timing, notice=self.notice)
+
         def change(job: Job) -> None:
-            stored = job.asset(key)
+            stored = job.asset(asset.key)
             if stored is not None:
                 stored.url = url
 
         self.edit(change)
+        return url
 
 
 def _ext(url: str, role: str = "model") -> str:
