@@ -95,7 +95,7 @@ class Plan:
     link_reps: int = 2
 
 
-FULL = Plan(pump_seconds=20.0, pump_every=0.01, download_reps=5, import_reps={1: 9, 10: 9, 127: 5}, latency_reps=3)
+FULL = Plan(pump_seconds=20.0, pump_every=0.01, download_reps=5, import_reps={1: 25, 10: 15, 127: 9}, latency_reps=3)
 QUICK = Plan(pump_seconds=3.0, pump_every=0.01, download_reps=1, import_reps={1: 3, 10: 3, 127: 1}, latency_reps=1,
              link_reps=1)
 

@@ -129,6 +129,15 @@ def read_gltf(path: Path) -> tuple[dict[str, Any], bytes | None]:
     return document, None
 
 
+def animation_names(document: dict[str, Any]) -> list[str]:
+    """The animation names of a glTF document in file order (unnamed ones as Blender's importer names
+    them)."""
+    animations = document.get("animations") or []
+    if not isinstance(animations, list):
+        return []
+    return [str(a.get("name") or f"Animation_{i}") for i, a in enumerate(animations) if isinstance(a, dict)]
+
+
 def build_glb(document: dict[str, Any], binary: bytes | None = None) -> bytes:
     """A GLB of `document` (compact JSON) and `binary` (the BIN chunk, when given), each padded to 4 bytes."""
     text = json.dumps(document, separators=(",", ":")).encode("utf-8")

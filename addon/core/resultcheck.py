@@ -39,23 +39,28 @@ class ResultRefused(ImportFailed):
     """The result file names a file outside its job's folder; it is kept, not imported."""
 
 
-def check_model(path: Path, folder: Path | None = None) -> None:
+def check_model(path: Path, folder: Path | None = None) -> dict[str, Any] | None:
     """Raise ResultRefused when the model at `path` (GLB, glTF or FBX, by content) refers to anything
-    outside `folder` (its own folder by default); ImportFailed when it cannot be read for the check."""
+    outside `folder` (its own folder by default); ImportFailed when it cannot be read for the check.
+    Returns the glTF JSON document it read (None for anything else), so that the importer need not parse
+    a large file's JSON a second time (a 127-animation GLB's takes tens of milliseconds)."""
     folder = folder if folder is not None else path.parent
+    document: dict[str, Any] | None = None
     try:
         with open(path, "rb") as fh:
             head = fh.read(32)
         if head.startswith(GLB_MAGIC):
-            refs = list(_gltf_refs(gltf.read_glb_json(path)))
+            document = gltf.read_glb_json(path)
+            refs = list(_gltf_refs(document))
         elif head.startswith(FBX_MAGIC):
             # Mapped, not read: an FBX may be hundreds of MB and only its node headers are looked at.
             with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 refs = list(_fbx_refs(mapped))
         elif head.lstrip().startswith(b"{"):
-            refs = list(_gltf_refs(gltf.json_document(path.read_bytes())))
+            document = gltf.json_document(path.read_bytes())
+            refs = list(_gltf_refs(document))
         else:
-            return  # not a model that can name other files (the importer refuses what it cannot read)
+            return None  # not a model that can name other files (the importer refuses what it cannot read)
     except OSError as exc:
         raise ImportFailed(f"{path.name!r} cannot be read: {exc}") from exc
     except (ValueError, RecursionError) as exc:
@@ -67,6 +72,7 @@ def check_model(path: Path, folder: Path | None = None) -> None:
                 f"{path.name!r} was not imported: its {what} {_show(ref)} {problem}. A result may only use "
                 f"files embedded in it or next to it in the job's folder; the file was kept in {folder} for "
                 "inspection.")
+    return document
 
 
 def reference_problem(ref: str, folder: Path, *, url: bool = True) -> str | None:

@@ -122,3 +122,17 @@ def test_read_gltf_reads_a_json_gltf_file_too(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(gltf, "MAX_JSON_BYTES", 64)  # the real bound is 256 MiB
     with pytest.raises(gltf.GlbError, match="implausibly large"):
         gltf.json_document(b" " * 65)
+
+
+def test_animation_names_in_file_order(tmp_path: Path) -> None:
+    """What the importer orders and names actions by: the checked file's names, the unnamed ones as
+    Blender's importer names them; the document is the one the result check read (one parse)."""
+    from addon.core.resultcheck import check_model
+
+    doc = {**DOC, "animations": [{"name": "Walk"}, {}, {"name": "Run"}, "damaged"]}
+    path = tmp_path / "anims.glb"
+    path.write_bytes(_glb(doc, b"\x00" * 6))
+    document = check_model(path)
+    assert document is not None
+    assert gltf.animation_names(document) == ["Walk", "Animation_1", "Run"]
+    assert gltf.animation_names(DOC) == [] and gltf.animation_names({"animations": {"name": "x"}}) == []

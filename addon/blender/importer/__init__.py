@@ -87,7 +87,7 @@ from ...core.errors import ImportFailed
 from . import animations
 from .character import Character, import_animation, import_main
 from .fit import SceneFit, fit_to_scene, place_and_select
-from .reading import model_kind
+from .reading import ModelFile, read_model
 from .transaction import atomic_import, set_active_collection
 
 log = logging.getLogger(__name__)
@@ -123,11 +123,11 @@ def import_character(
     """
     ctx = context if context is not None else bpy.context
     main_path = Path(main_file)
-    main_kind = model_kind(main_path, "model file")
-    anim_files: list[tuple[str, Path, str]] = []
+    main_model = read_model(main_path, "model file")
+    anim_files: list[tuple[str, ModelFile]] = []
     for display_name, anim_file in animation_files:
         anim_path = Path(anim_file)
-        anim_files.append((display_name.strip() or anim_path.stem, anim_path, model_kind(anim_path, "animation file")))
+        anim_files.append((display_name.strip() or anim_path.stem, read_model(anim_path, "animation file")))
     scene = ctx.scene
     view_layer = ctx.view_layer
     if scene is None or view_layer is None:
@@ -142,12 +142,12 @@ def import_character(
         scene.collection.children.link(collection)
         character.collection = collection
         set_active_collection(view_layer, collection.name)
-        import_main(character, main_path, main_kind, sane_bones=fit.normalize)
+        import_main(character, main_model, sane_bones=fit.normalize)
         state.settings.restore(scene, fps=False)  # the main file may set the fps, nothing else
         if anim_files and character.armature is None:
             raise ImportFailed(f"{main_path.name!r} has no skeleton, so animations cannot be added to it.")
-        for display_name, anim_path, anim_kind in anim_files:
-            import_animation(character, display_name, anim_path, anim_kind)
+        for display_name, anim_model in anim_files:
+            import_animation(character, display_name, anim_model)
         fit_to_scene(character, fit)
         if character.armature is not None:
             animations.layout_nla(character.armature, character.anims, scene)
@@ -190,7 +190,7 @@ def add_animations(
     scene, view_layer = ctx.scene, ctx.view_layer
     if scene is None or view_layer is None:
         raise ImportFailed("There is no open scene to import into.")
-    anim_files = [(name.strip() or Path(path).stem, Path(path), model_kind(Path(path), "animation file"))
+    anim_files = [(name.strip() or Path(path).stem, read_model(Path(path), "animation file"))
                   for name, path in animation_files]
     character = Character(ctx, scene, view_layer, armature=arm)
     existing = animations.existing_anims(arm)
@@ -204,8 +204,8 @@ def add_animations(
     with atomic_import(ctx, scene, view_layer, what=f"adding animations to {armature_name}",
                        failure="Could not add the animations", unchanged="The character was left as it was.",
                        undo=undo) as state:
-        for display_name, anim_path, anim_kind in anim_files:
-            import_animation(character, display_name, anim_path, anim_kind)
+        for display_name, anim_model in anim_files:
+            import_animation(character, display_name, anim_model)
         fit_to_scene(character, SceneFit(normalize=False, in_place=in_place))
         animations.layout_nla(arm, existing + character.anims, scene)
         if existing:  # the character keeps its active action and the scene its frame range

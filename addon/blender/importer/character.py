@@ -36,8 +36,9 @@ class Character:
     anims: list[Anim] = field(default_factory=list)
 
 
-def import_main(character: Character, path: Path, kind: str, *, sane_bones: bool = True) -> None:
+def import_main(character: Character, model: reading.ModelFile, *, sane_bones: bool = True) -> None:
     assert character.collection is not None
+    path, kind = model.path, model.kind
     before = ids.snapshot()
     reading.run_importer(path, kind, sane_bones=sane_bones)
     created = ids.created_since(before)
@@ -62,8 +63,7 @@ def import_main(character: Character, path: Path, kind: str, *, sane_bones: bool
     new_actions = {i.as_pointer() for i in created if isinstance(i, bpy.types.Action)}
     anims: list[Anim] = []
     if arm is not None:
-        names = gltf_slim.animation_names(path) if kind != "fbx" else []
-        anims = armature_anims(arm, new_actions, names, kind == "fbx")
+        anims = armature_anims(arm, new_actions, model.animation_names, kind == "fbx")
     elif new_actions:
         log.warning("%s is not rigged; its animation is dropped", path.name)
     kept = {a.action.as_pointer() for a in anims}
@@ -83,8 +83,9 @@ def import_main(character: Character, path: Path, kind: str, *, sane_bones: bool
     character.anims = anims
 
 
-def import_animation(character: Character, display_name: str, path: Path, kind: str) -> None:
+def import_animation(character: Character, display_name: str, model: reading.ModelFile) -> None:
     arm = character.armature
+    path, kind = model.path, model.kind
     assert arm is not None
     settings = SceneSettings.capture(character.scene)
     before = ids.snapshot()
@@ -110,8 +111,7 @@ def import_animation(character: Character, display_name: str, path: Path, kind: 
         bone_names = {b.name for b in bones(arm)}
         source_arm = max(candidates, key=lambda o: len(bone_names & {b.name for b in bones(o)}))
         new_actions = {i.as_pointer() for i in created if isinstance(i, bpy.types.Action)}
-        file_names = gltf_slim.animation_names(path) if kind != "fbx" else []
-        anims = armature_anims(source_arm, new_actions, file_names, kind == "fbx")
+        anims = armature_anims(source_arm, new_actions, model.animation_names, kind == "fbx")
         if not anims:
             raise ImportFailed(f"The animation file {path.name!r} contains no animation.")
         if len(anims) > 1:

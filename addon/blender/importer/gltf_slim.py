@@ -42,16 +42,6 @@ def looks_like_gltf_json(path: Path) -> bool:
     return isinstance(document, dict) and isinstance(document.get("asset"), dict)
 
 
-def animation_names(path: Path) -> list[str]:
-    """Animation names of a GLB/glTF file in file order; [] when the file cannot be parsed."""
-    try:
-        document, _bin = read_gltf_document(path)
-    except (OSError, ValueError):
-        return []
-    animations = document.get("animations") or []
-    return [str(a.get("name") or f"Animation_{i}") for i, a in enumerate(animations) if isinstance(a, dict)]
-
-
 def read_gltf_document(path: Path) -> tuple[dict[str, Any], bytes | None]:
     """The JSON document and the binary chunk of a GLB (or just the JSON of a .gltf): core.gltf's reading."""
     return gltf.read_gltf(path)

@@ -1,10 +1,11 @@
-"""Reading one model file with Blender's own importers: what the file is (by content, checked by
-core.resultcheck before any importer opens it), and the glTF or FBX import operator run on it with
+"""Reading one model file with Blender's own importers: what the file is (read_model: by content, checked
+by core.resultcheck before any importer opens it), and the glTF or FBX import operator run on it with
 Marionette's options (only those this Blender's operator knows), its errors turned into ImportFailed."""
 
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,25 @@ import bpy
 
 from ...core.errors import ImportFailed
 from ...core.formats import sniff_file
+from ...core.gltf import animation_names
 from ...core.resultcheck import check_model
 from .. import gltf_hooks
 from ..operator_options import known_options
 from .gltf_slim import looks_like_gltf_json
 
 
-def model_kind(path: Path, what: str) -> str:
-    """'glb', 'gltf' or 'fbx', from the file's content. Raises ImportFailed for anything else."""
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file checked for import."""
+
+    path: Path
+    kind: str  # 'glb', 'gltf' or 'fbx', from the content
+    animation_names: list[str]  # a glTF file's animations in file order ([] for FBX)
+
+
+def read_model(path: Path, what: str) -> ModelFile:
+    """What the file is, from its content, checked (core.resultcheck) before any importer opens it.
+    Raises ImportFailed for anything but a GLB, glTF or FBX model, or one that refers outside its folder."""
     if not path.is_file():
         raise ImportFailed(f"The {what} {path.name!r} is missing; download the result again.")
     try:
@@ -29,8 +41,9 @@ def model_kind(path: Path, what: str) -> str:
     except OSError as exc:
         raise ImportFailed(f"The {what} {path.name!r} cannot be read: {exc}") from exc
     if kind in ("glb", "gltf", "fbx"):
-        check_model(path)  # nothing outside the job's folder may be read or packed through the file
-        return kind
+        document = check_model(path)  # nothing outside the job's folder may be read or packed through it
+        names = animation_names(document) if document is not None else []
+        return ModelFile(path, kind, names)
     found = f"a {kind.upper()} picture" if kind in ("png", "jpeg") else "not a GLB, glTF or FBX model"
     raise ImportFailed(f"The {what} {path.name!r} is {found}; nothing was imported.")
 
