@@ -38,26 +38,27 @@ def files() -> dict[str, Path]:
     return ensure_assets()
 
 
-class Under:
-    """The importer under test: the installed extension's or the source tree's (see the docstring)."""
-
-    module: ModuleType = source_importer
+importer: ModuleType = source_importer  # under test: the installed extension's or the source tree's (set below)
 
 
-importer = Under()
+def module_under_test(name: str) -> ModuleType:
+    """The module `name` ("blender.normalize") of the same copy of Marionette as the importer under test."""
+    root = importer.__name__.removesuffix(".blender.importer")
+    return importlib.import_module(f"{root}.{name}")
 
 
 @pytest.fixture(params=["extension", "source"], autouse=True)
 def under_test(request: pytest.FixtureRequest, _installed: str, extension_zip: Path) -> Iterator[str]:
+    global importer
     bpy.ops.wm.read_homefile(use_empty=True)
     if request.param == "extension":
         if _installed not in blender_install.enabled_addons():
             blender_install.install_and_enable(extension_zip)
-        Under.module = importlib.import_module(_installed + ".blender.importer")
+        importer = importlib.import_module(_installed + ".blender.importer")
     else:
-        Under.module = source_importer
+        importer = source_importer
     yield request.param
-    Under.module = source_importer
+    importer = source_importer
 
 
 def fresh_scene() -> bpy.types.Scene:
@@ -70,13 +71,13 @@ def fresh_scene() -> bpy.types.Scene:
 
 def load(path: Path, fit: object, animations: list[tuple[str, Path]] | None = None,
          location: tuple[float, float, float] = CURSOR) -> source_importer.ImportedCharacter:
-    imported: source_importer.ImportedCharacter = importer.module.import_character(
+    imported: source_importer.ImportedCharacter = importer.import_character(
         path, animations or [], collection_name="Hero", location=location, scene_fit=fit)
     return imported
 
 
 def fit(**options: object) -> source_importer.SceneFit:
-    scene_fit: source_importer.SceneFit = importer.module.SceneFit(**options)
+    scene_fit: source_importer.SceneFit = importer.SceneFit(**options)
     return scene_fit
 
 
@@ -237,7 +238,7 @@ def test_added_animations_are_scaled_like_the_character(files: dict[str, Path]) 
     fresh_scene()
     result = load(files["scaled_rig.glb"], fit())
     arm = armature(result)
-    added = importer.module.add_animations(arm.name, [("Running", files["scaled_anim.glb"])])
+    added = importer.add_animations(arm.name, [("Running", files["scaled_anim.glb"])])
     assert added == ["Running"]
     assert_same_motion(before["Running"], head_track(arm, "Running"), points, 1.0)
     assert_same_motion(before["Strolling"], head_track(arm, "Strolling"), points, 1.0)
@@ -304,7 +305,7 @@ def test_added_locomotion_gets_an_in_place_copy(files: dict[str, Path]) -> None:
     fresh_scene()
     result = load(files["scaled_rig.glb"], fit())
     arm = armature(result)
-    added = importer.module.add_animations(arm.name, [("Walking", files["scaled_walk.glb"])], in_place=True)
+    added = importer.add_animations(arm.name, [("Walking", files["scaled_walk.glb"])], in_place=True)
     assert added == ["Walking" + inplace.SUFFIX]
     assert bpy.data.actions["Walking"].use_fake_user
     hips = sorted(b.name for b in arm.data.bones).index("Hips")
@@ -319,16 +320,12 @@ def test_added_locomotion_gets_an_in_place_copy(files: dict[str, Path]) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def normalize_under_test() -> ModuleType:
-    return importlib.import_module(importer.module.__name__.rsplit(".", 1)[0] + ".normalize")
-
-
 def test_scaled_rig_bones_come_right_from_the_import_with_the_extension(
         files: dict[str, Path], under_test: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the extension the glTF importer makes the scaled rig's bones their own size, so
     normalisation has nothing to shorten (no Edit Mode visit); the source tree's importer (no hooks) gets
     the importer's 100-times-too-long bones and shortens them itself. Both end with the same sane bones."""
-    norm = normalize_under_test()
+    norm = module_under_test("blender.normalize")
     real = norm._fix_bone_lengths
     seen: list[float] = []  # longest bone / the cap, when normalisation looked
 
@@ -406,7 +403,7 @@ def test_artists_own_gltf_imports_are_left_to_blender(files: dict[str, Path], un
 def test_armature_scale_given_back_when_an_import_stops_half_way(under_test: str) -> None:
     """The hooks set a scaled armature object to scale 1 while its bones are made; if the importer stops
     before its after-nodes hook, leaving Marionette's import block puts the scale back."""
-    hooks = importlib.import_module(importer.module.__name__.rsplit(".", 2)[0] + ".blender.gltf_hooks")
+    hooks = module_under_test("blender.gltf_hooks")
     fresh_scene()
     arm = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
     arm.scale = (0.01, 0.01, 0.01)

@@ -36,7 +36,7 @@ class Character:
     anims: list[Anim] = field(default_factory=list)
 
 
-def import_main(character: Character, model: reading.ModelFile, *, sane_bones: bool = True) -> None:
+def import_main(character: Character, model: reading.ModelFile, *, sane_bones: bool) -> None:
     assert character.collection is not None
     path, kind = model.path, model.kind
     before = ids.snapshot()
